@@ -1,0 +1,6 @@
+"""Defaults, each overridable by a command-line flag or its environment variable
+(flag > environment variable > default)."""
+
+DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise
+DEFAULT_GRPC_PORT = 4317  # OTLP/gRPC
+DEFAULT_DB = "./alephant.duckdb"

@@ -1,0 +1,72 @@
+"""The mapper: OTLP spans -> Alephant steps. Pure functions, no I/O; embeddable anywhere.
+
+`map_request(request, metadata)` maps a whole ExportTraceServiceRequest; spans it cannot key are
+returned as rejected (with their raw bytes) and spans it fails to map are kept raw and counted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from ..otlp import attributes
+from . import context
+from .span import InvalidSpan, Outer, map_span, span_ids, unmapped_row
+
+
+@dataclass
+class Rejected:
+    reason: str
+    trace_id: str | None
+    span_id: str | None
+    span_bytes: bytes
+
+
+@dataclass
+class MappedBatch:
+    steps: list[dict] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    unmapped: int = 0
+
+    @property
+    def rejected_count(self) -> int:
+        """Spans reported to the client as rejected (OTLP partial success)."""
+        return len(self.rejected) + self.unmapped
+
+    def error_message(self) -> str:
+        reasons = [r.reason for r in self.rejected[:3]]
+        reasons += [s["mapping_error"] for s in self.steps if s.get("mapping_error")][:3]
+        msg = f"{self.rejected_count} span(s) rejected"
+        if self.unmapped:
+            msg += f" ({self.unmapped} stored raw but not mapped)"
+        return msg + (": " + "; ".join(reasons) if reasons else "")
+
+
+def map_request(request, metadata: Iterable[tuple[str, Any]] | None = None) -> MappedBatch:
+    """Map every span of an ExportTraceServiceRequest.
+
+    `metadata` is the export call's headers as (name, value) pairs; they apply to every span of
+    the request (the zero-code way to tag an agent).
+    """
+    batch = MappedBatch()
+    request_ctx = context.request_context(metadata)
+    for rs in request.resource_spans:
+        outer = Outer(attributes(rs.resource.attributes), request_ctx)
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                try:
+                    ids = span_ids(span)
+                except InvalidSpan as exc:
+                    batch.rejected.append(Rejected(
+                        str(exc), span.trace_id.hex() or None, span.span_id.hex() or None,
+                        span.SerializeToString()))
+                    continue
+                try:
+                    batch.steps.append(map_span(span, ids, ss.scope, outer))
+                except Exception as exc:  # a mapper bug must not lose the span
+                    batch.unmapped += 1
+                    batch.steps.append(unmapped_row(
+                        span, ids, ss.scope, outer, f"{type(exc).__name__}: {exc}"))
+    return batch
+
+
+__all__ = ["map_request", "MappedBatch", "Rejected"]

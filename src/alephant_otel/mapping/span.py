@@ -1,0 +1,175 @@
+"""One OTLP span -> one step row (a dict). Pure: no I/O, no clock, no store."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..otlp import SPAN_KINDS, STATUS_CODES, any_value, attributes
+from . import context, gen_ai, kinds, usage
+from .headers import SPAN_HEADER_PREFIXES, is_secret
+
+
+class InvalidSpan(ValueError):
+    """The span cannot be keyed (bad trace or span id): it is kept raw and rejected."""
+
+
+def dumps(value: Any) -> str | None:
+    if not value:
+        return None
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def span_ids(span) -> tuple[str, str, str | None]:
+    if len(span.trace_id) != 16 or not any(span.trace_id):
+        raise InvalidSpan(f"trace_id must be 16 non-zero bytes, got {len(span.trace_id)} bytes")
+    if len(span.span_id) != 8 or not any(span.span_id):
+        raise InvalidSpan(f"span_id must be 8 non-zero bytes, got {len(span.span_id)} bytes")
+    parent = span.parent_span_id
+    if parent and (len(parent) != 8 or not any(parent)):
+        raise InvalidSpan(f"parent_span_id must be empty or 8 non-zero bytes, got {len(parent)} bytes")
+    return span.trace_id.hex(), span.span_id.hex(), parent.hex() if parent else None
+
+
+def without_secrets(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in attrs.items()
+            if not (k.startswith(SPAN_HEADER_PREFIXES) and is_secret(k.split(".", 3)[3]))}
+
+
+def _events(span) -> list[dict]:
+    return [{"name": e.name, "time_unix_nano": e.time_unix_nano,
+             "attributes": attributes(e.attributes),
+             **({"dropped_attributes_count": e.dropped_attributes_count} if e.dropped_attributes_count else {})}
+            for e in span.events]
+
+
+def _links(span) -> list[dict]:
+    return [{"trace_id": l.trace_id.hex(), "span_id": l.span_id.hex(),
+             **({"trace_state": l.trace_state} if l.trace_state else {}),
+             "attributes": attributes(l.attributes)} for l in span.links]
+
+
+def _error_type(attrs: dict, events: list[dict], consumed: set[str]) -> str | None:
+    if attrs.get("error.type") not in (None, ""):
+        consumed.add("error.type")
+        return str(attrs["error.type"])
+    for e in events:
+        if e["name"] == "exception" and e["attributes"].get("exception.type"):
+            return str(e["attributes"]["exception.type"])
+    return None
+
+
+def raw_fields(span, ids: tuple[str, str, str | None], scope) -> dict:
+    """The span's own fields, as sent, that every row keeps (mapped or not)."""
+    trace_id, span_id, parent = ids
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    return {
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "parent_span_id": parent,
+        "trace_state": span.trace_state or None,
+        "name": span.name,
+        "span_kind": SPAN_KINDS[span.kind] if 0 <= span.kind < len(SPAN_KINDS) else str(span.kind),
+        "start_time": start // 1000 if start else None,
+        "end_time": end // 1000 if end else None,
+        "duration_ms": (end - start) / 1e6 if start and end >= start else None,
+        "status": STATUS_CODES[span.status.code] if 0 <= span.status.code < 3 else str(span.status.code),
+        "status_message": span.status.message or None,
+        "scope_name": scope.name or None,
+        "scope_version": scope.version or None,
+    }
+
+
+def map_span(span, ids, scope, outer: "Outer") -> dict:
+    """Map one span; `outer` holds what its resource and export call contribute."""
+    row = raw_fields(span, ids, scope)
+    attrs = attributes(span.attributes)
+    consumed: set[str] = set()
+    anomalies: list[str] = []
+    if span.start_time_unix_nano and span.end_time_unix_nano < span.start_time_unix_nano:
+        anomalies.append("end time before start time; duration left out")
+
+    span_alephant = context.alephant_context(attrs, consumed)
+    span_foreign = gen_ai.context(attrs, consumed)
+    g = gen_ai.fields(attrs, consumed)
+    raw_usage = gen_ai.usage(attrs)
+    operation = g.get("operation")
+    model = g.get("response_model") or g.get("request_model")
+    usage_consumed: set[str] = set()
+    usage_anomalies: list[str] = []
+    tokens = usage.buckets(raw_usage, usage_consumed, usage_anomalies)
+    step_kind = kinds.classify(attrs, span.kind, operation, model is not None,
+                               usage.has_usage(tokens), consumed, anomalies)
+    if step_kind == "model_call":
+        consumed |= usage_consumed
+        anomalies += usage_anomalies
+    else:
+        # Usage repeated on agent/workflow spans aggregates their children: counted once, on the
+        # model calls. It stays in the leftover attributes.
+        tokens = dict.fromkeys(tokens)
+
+    events = _events(span)
+    conventions = []
+    if span_alephant:
+        conventions.append("alephant")
+    if span_foreign or g or raw_usage:
+        conventions.append(gen_ai.NAME)
+    leftover = {k: v for k, v in attrs.items() if k not in consumed}
+    leftover = without_secrets(leftover)
+    own_request_id = span_alephant.pop("request_id", None)
+    row.update(
+        step_kind=step_kind,
+        operation=operation or span.name,
+        provider=g.get("provider"),
+        request_model=g.get("request_model"),
+        response_model=g.get("response_model"),
+        model=model,
+        tool_name=g.get("tool_name"),
+        error_type=_error_type(attrs, events, consumed),
+        **tokens,
+        request_id=own_request_id or outer.request_id,
+        service_name=outer.service_name,
+        resource=outer.resource_json,
+        attributes=dumps(leftover),
+        events=dumps(events),
+        links=dumps(_links(span)),
+        convention=",".join(conventions) or None,
+        anomalies=dumps(anomalies),
+        mapping_error=None,
+        tiers=[span_alephant, outer.alephant, span_foreign, outer.foreign],
+    )
+    return row
+
+
+def unmapped_row(span, ids, scope, outer: "Outer", error: str) -> dict:
+    """A span the mapper failed on: kept raw, flagged, and reported as rejected."""
+    row = raw_fields(span, ids, scope)
+    attrs = without_secrets(attributes(span.attributes))
+    row.update(
+        step_kind=None, operation=span.name, service_name=outer.service_name,
+        resource=outer.resource_json, attributes=dumps(attrs),
+        events=dumps(_events(span)), links=dumps(_links(span)),
+        mapping_error=error, tiers=[{}, outer.alephant, {}, outer.foreign],
+        request_id=outer.request_id,
+    )
+    return row
+
+
+class Outer:
+    """What a span's resource and its export call contribute (computed once per resource)."""
+
+    __slots__ = ("alephant", "foreign", "request_id", "service_name", "resource_json")
+
+    def __init__(self, resource_attrs: dict[str, Any], request_ctx: dict):
+        consumed: set[str] = set()
+        res_ctx = context.alephant_context(resource_attrs, consumed)
+        merged = context.merge(request_ctx, res_ctx)  # resource beats the export call
+        self.request_id = merged.pop("request_id", None)
+        self.alephant = merged
+        self.foreign = gen_ai.context(resource_attrs, set())
+        service = resource_attrs.get("service.name")
+        self.service_name = str(service) if service is not None else None
+        self.resource_json = dumps(without_secrets(resource_attrs))
+
+
+__all__ = ["map_span", "unmapped_row", "raw_fields", "span_ids", "Outer", "InvalidSpan", "any_value"]

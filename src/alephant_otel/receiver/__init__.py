@@ -1,0 +1,1 @@
+"""Transports (gRPC today) and the one ingest pipeline they share."""

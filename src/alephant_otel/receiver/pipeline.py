@@ -1,0 +1,121 @@
+"""The ingest path every transport shares: decode -> map -> price -> single writer -> ack.
+
+Handlers call `Pipeline.export(bytes, metadata)` from their own threads; it returns only after
+the spans are committed to the DuckDB file (an acknowledged export is durable). One writer
+thread owns the write connection and commits whatever is queued in one transaction (group
+commit), so concurrent exports share the cost of a commit.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from ..errors import AlephantError
+from ..mapping import MappedBatch, map_request
+from ..otlp import decode_request
+from ..pricing import price_steps
+from ..store import Store, WriteResult
+
+log = logging.getLogger(__name__)
+
+
+class Overloaded(AlephantError):
+    """The write queue is full: the client should retry later."""
+
+
+class StoreUnavailable(AlephantError):
+    """The batch could not be committed: the client should retry."""
+
+
+@dataclass
+class ExportResult:
+    accepted: int
+    duplicates: int
+    rejected: int
+    error_message: str
+
+
+class Pipeline:
+    def __init__(self, store: Store, max_queued: int = 64, max_group_spans: int = 50_000,
+                 enqueue_timeout: float = 5.0):
+        self.store = store
+        self.max_group_spans = max_group_spans
+        self.enqueue_timeout = enqueue_timeout
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
+        self._thread = threading.Thread(target=self._run, name="alephant-writer", daemon=True)
+        self._stopping = False
+
+    def start(self) -> "Pipeline":
+        self._thread.start()
+        return self
+
+    def map(self, data: bytes, metadata=None) -> MappedBatch:
+        batch = map_request(decode_request(data), metadata)
+        price_steps(batch.steps)
+        return batch
+
+    def export(self, data: bytes, metadata=None, timeout: float | None = 60.0) -> ExportResult:
+        """Decode, map and price on the caller's thread; block until committed."""
+        batch = self.map(data, metadata)
+        if not batch.steps and not batch.rejected:
+            return ExportResult(0, 0, 0, "")
+        fut: Future = Future()
+        try:
+            self._queue.put((batch, fut), timeout=self.enqueue_timeout)
+        except queue.Full:
+            raise Overloaded("write queue is full") from None
+        result = fut.result(timeout=timeout)
+        return ExportResult(result.inserted, result.duplicates, batch.rejected_count,
+                            batch.error_message() if batch.rejected_count else "")
+
+    def stop(self) -> None:
+        """Drain what is queued, then stop the writer thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    # -- writer thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            group = [item]
+            spans = len(item[0].steps)
+            stop = False
+            while spans < self.max_group_spans:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                group.append(nxt)
+                spans += len(nxt[0].steps)
+            self._commit(group)
+            if stop:
+                return
+
+    def _commit(self, group) -> None:
+        try:
+            steps = [s for b, _ in group for s in b.steps]
+            rejected = [r for b, _ in group for r in b.rejected]
+            result = self.store.write(steps, rejected)
+        except Exception:
+            if len(group) > 1:  # isolate the batch that fails; the others still commit
+                for item in group:
+                    self._commit([item])
+                return
+            log.exception("write failed")
+            group[0][1].set_exception(StoreUnavailable("the batch could not be stored; retry"))
+            return
+        claimed: set = set()
+        for b, fut in group:
+            keys = {(s["trace_id"], s["span_id"]) for s in b.steps}
+            mine = (keys & result.inserted_keys) - claimed
+            claimed |= mine
+            fut.set_result(WriteResult(len(mine), len(keys) - len(mine), 0, mine))

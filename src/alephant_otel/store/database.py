@@ -1,0 +1,83 @@
+"""Opening the DuckDB file: schema creation, version check, migrations, views."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from ..errors import SchemaTooNew, StoreError
+from . import schema, views
+
+
+def _version(con) -> int | None:
+    has_meta = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_meta' AND database_name = current_database()"
+    ).fetchone()[0]
+    if not has_meta:
+        return None
+    row = con.execute("SELECT value FROM _meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else None
+
+
+def check_version(version: int | None, path: str) -> None:
+    if version is not None and version > schema.SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"{path} has schema version {version}, newer than this alephant-otel understands "
+            f"({schema.SCHEMA_VERSION}); upgrade alephant-otel to read it")
+
+
+def open_for_writing(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """Open (creating or migrating) the store file for writing; one writer per file."""
+    path = str(path)
+    try:
+        con = duckdb.connect(path)
+    except duckdb.IOException as exc:
+        raise StoreError(f"cannot open {path} for writing: {exc}") from None
+    try:
+        version = _version(con)
+        check_version(version, path)
+        con.execute("BEGIN")
+        if version is None:
+            for stmt in schema.DDL:
+                con.execute(stmt)
+        else:
+            for v in range(version, schema.SCHEMA_VERSION):
+                for stmt in schema.MIGRATIONS[v]:
+                    con.execute(stmt)
+        con.execute("INSERT OR REPLACE INTO _meta VALUES ('schema_version', ?)", [str(schema.SCHEMA_VERSION)])
+        for stmt in views.statements():
+            con.execute(stmt)
+        con.execute("COMMIT")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def open_for_reading(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """Open the store file read-only; raises StoreError with advice when that is not possible."""
+    path = str(path)
+    if not Path(path).exists():
+        raise StoreError(f"no store at {path} (start `alephant-otel serve --db {path}` to create one)")
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.IOException as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from None
+    version = _version(con)
+    try:
+        check_version(version, path)
+        if version is None:
+            raise StoreError(f"{path} is not an alephant-otel store")
+        if version < schema.SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} has schema version {version}; run `alephant-otel migrate --db {path}` "
+                f"to upgrade it to {schema.SCHEMA_VERSION}")
+    except StoreError:
+        con.close()
+        raise
+    return con
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text)

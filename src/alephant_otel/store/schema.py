@@ -1,0 +1,92 @@
+"""The store's tables. The schema version is recorded in the file (`_meta`).
+
+Tables are internal (prefixed `_`); the public API is the views in views.py.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+# (column, DuckDB type, Arrow type) of _spans, in order.
+_S, _I, _F, _T = pa.string(), pa.int64(), pa.float64(), pa.timestamp("us")
+SPAN_COLUMNS: list[tuple[str, str, pa.DataType]] = [
+    ("trace_id", "VARCHAR NOT NULL", _S),
+    ("span_id", "VARCHAR NOT NULL", _S),
+    ("parent_span_id", "VARCHAR", _S),
+    ("trace_state", "VARCHAR", _S),
+    ("name", "VARCHAR", _S),
+    ("span_kind", "VARCHAR", _S),
+    ("start_time", "TIMESTAMP", _T),
+    ("end_time", "TIMESTAMP", _T),
+    ("duration_ms", "DOUBLE", _F),
+    ("status", "VARCHAR", _S),
+    ("status_message", "VARCHAR", _S),
+    ("error_type", "VARCHAR", _S),
+    ("step_kind", "VARCHAR", _S),
+    ("operation", "VARCHAR", _S),
+    ("provider", "VARCHAR", _S),
+    ("request_model", "VARCHAR", _S),
+    ("response_model", "VARCHAR", _S),
+    ("model", "VARCHAR", _S),
+    ("tool_name", "VARCHAR", _S),
+    ("input_tokens", "BIGINT", _I),
+    ("cache_read_tokens", "BIGINT", _I),
+    ("cache_write_tokens", "BIGINT", _I),
+    ("output_tokens", "BIGINT", _I),
+    ("reasoning_tokens", "BIGINT", _I),
+    ("model_cost", "DECIMAL(18,12)", pa.decimal128(18, 12)),
+    ("cost_source", "VARCHAR", _S),
+    ("unpriced_reason", "VARCHAR", _S),
+    ("currency", "VARCHAR", _S),
+    ("priced_model", "VARCHAR", _S),
+    ("priced_provider", "VARCHAR", _S),
+    ("price_source", "VARCHAR", _S),
+    ("workspace_id", "VARCHAR", _S),
+    ("department_id", "VARCHAR", _S),
+    ("agent_id", "VARCHAR", _S),
+    ("agent_name", "VARCHAR", _S),
+    ("virtual_key_id", "VARCHAR", _S),
+    ("session_id", "VARCHAR", _S),
+    ("session_path", "VARCHAR", _S),
+    ("session_name", "VARCHAR", _S),
+    ("run_id", "VARCHAR", _S),
+    ("request_id", "VARCHAR", _S),
+    ("prompt_id", "VARCHAR", _S),
+    ("prompt_version", "VARCHAR", _S),
+    ("properties", "VARCHAR", _S),
+    ("service_name", "VARCHAR", _S),
+    ("scope_name", "VARCHAR", _S),
+    ("scope_version", "VARCHAR", _S),
+    ("resource", "VARCHAR", _S),
+    ("attributes", "VARCHAR", _S),
+    ("events", "VARCHAR", _S),
+    ("links", "VARCHAR", _S),
+    ("convention", "VARCHAR", _S),
+    ("anomalies", "VARCHAR", _S),
+    ("mapping_error", "VARCHAR", _S),
+    ("context_tiers", "VARCHAR", _S),
+    ("received_at", "TIMESTAMP", _T),
+]
+SPAN_COLUMN_NAMES = [c for c, _, _ in SPAN_COLUMNS]
+ARROW_SCHEMA = pa.schema([(c, t) for c, _, t in SPAN_COLUMNS])
+
+CONTEXT_COLUMNS = ["workspace_id", "department_id", "agent_id", "agent_name", "virtual_key_id",
+                   "session_id", "session_path", "session_name", "run_id", "prompt_id",
+                   "prompt_version", "properties"]
+
+DDL = [
+    "CREATE TABLE IF NOT EXISTS _meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS _spans (\n  "
+    + ",\n  ".join(f"{c} {t}" for c, t, _ in SPAN_COLUMNS)
+    + ",\n  PRIMARY KEY (trace_id, span_id)\n)",
+    # spans whose parent has not arrived (yet): when it does, their subtree is re-resolved
+    "CREATE TABLE IF NOT EXISTS _orphans (trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR,"
+    " PRIMARY KEY (trace_id, span_id))",
+    # spans that cannot be keyed (bad ids): kept as their raw protobuf bytes with the reason
+    "CREATE TABLE IF NOT EXISTS _rejected_spans (received_at TIMESTAMP, trace_id VARCHAR,"
+    " span_id VARCHAR, reason VARCHAR, span BLOB)",
+]
+
+# MIGRATIONS[n] upgrades a file from schema n to n + 1 (a list of SQL statements).
+MIGRATIONS: dict[int, list[str]] = {}

@@ -1,0 +1,195 @@
+"""The single writer: inserts mapped steps idempotently and resolves inheritance.
+
+Inheritance must hold whatever the arrival order: children before parents, in other export
+requests, or after a restart. Each span stores its own context tiers (`context_tiers`); its
+resolved columns come from its chain (see inherit.py). A span whose parent has not arrived is
+recorded in `_orphans`; when the parent arrives, the orphan's stored subtree is re-resolved and
+updated in the same transaction.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import orjson
+import pyarrow as pa
+
+from .. import inherit
+from ..mapping.context import N_TIERS
+from . import schema
+
+_EMPTY_TIERS = [{} for _ in range(N_TIERS)]
+_UPDATE_SCHEMA = pa.schema([("trace_id", pa.string()), ("span_id", pa.string())]
+                           + [(c, pa.string()) for c in schema.CONTEXT_COLUMNS])
+_KEY_SCHEMA = pa.schema([("trace_id", pa.string()), ("span_id", pa.string())])
+_INSERT_COLUMNS = ", ".join(schema.SPAN_COLUMN_NAMES)
+
+
+@dataclass
+class WriteResult:
+    inserted: int
+    duplicates: int
+    reresolved: int
+    inserted_keys: set = field(default_factory=set, repr=False)
+
+
+def _dumps(v) -> str | None:
+    return orjson.dumps(v).decode() if v else None
+
+
+def _resolved_columns(ch, trace_id: str) -> dict:
+    r = inherit.resolve(ch, trace_id)
+    r["properties"] = _dumps(r["properties"])
+    return r
+
+
+class Writer:
+    """Owns the write connection. Not thread-safe: call from one thread (see receiver/pipeline)."""
+
+    def __init__(self, con, cache_size: int = 200_000):
+        self.con = con
+        self.cache: OrderedDict[tuple[str, str], list] = OrderedDict()
+        self.cache_size = cache_size
+
+    # -- inheritance ---------------------------------------------------------------------------
+    def _load_traces(self, traces: set[str]) -> dict[str, dict[str, tuple]]:
+        out: dict[str, dict[str, tuple]] = {}
+        if not traces:
+            return out
+        tbl = pa.table({"trace_id": list(traces)})
+        self.con.register("_load_traces", tbl)
+        try:
+            rows = self.con.execute(
+                "SELECT s.trace_id, s.span_id, s.parent_span_id, s.context_tiers FROM _spans s"
+                " SEMI JOIN _load_traces t ON s.trace_id = t.trace_id").fetchall()
+        finally:
+            self.con.unregister("_load_traces")
+        for t, s, p, tiers in rows:
+            out.setdefault(t, {})[s] = (p, orjson.loads(tiers) if tiers else _EMPTY_TIERS)
+        return out
+
+    def _adopted_orphans(self, keys: pa.Table) -> list[tuple[str, str]]:
+        """Stored orphans whose parent is among the incoming spans."""
+        self.con.register("_incoming", keys)
+        try:
+            return self.con.execute(
+                "SELECT o.trace_id, o.span_id FROM _orphans o JOIN _incoming i"
+                " ON o.trace_id = i.trace_id AND o.parent_span_id = i.span_id").fetchall()
+        finally:
+            self.con.unregister("_incoming")
+
+    def _resolve(self, steps: list[dict], keys: pa.Table):
+        """Fill resolved context columns of `steps`; return (updates of stored rows,
+        orphan keys among steps, adopted orphan keys, chains to cache)."""
+        by_trace: dict[str, dict[str, tuple]] = {}
+        for s in steps:
+            by_trace.setdefault(s["trace_id"], {})[s["span_id"]] = (s["parent_span_id"], s["tiers"])
+        adopted = self._adopted_orphans(keys)
+        need = {t for t, _ in adopted}
+        for t, nodes in by_trace.items():
+            if t in need:
+                continue
+            for parent, _ in nodes.values():
+                if parent is not None and parent not in nodes and (t, parent) not in self.cache:
+                    need.add(t)
+                    break
+        stored = self._load_traces(need)
+        chains: dict[tuple[str, str], list] = {}
+        updates: list[dict] = []
+        orphans: set[tuple[str, str]] = set()
+        for t, new_nodes in by_trace.items():
+            if t in need:
+                old = stored.get(t, {})
+                nodes = {**old, **new_nodes}
+                tchains = inherit.chains_for_trace(nodes, {})
+                for sid, (parent, _) in new_nodes.items():
+                    if parent is not None and parent not in nodes:
+                        orphans.add((t, sid))
+                for sid in old.keys() - new_nodes.keys():
+                    if self._has_ancestor_in(sid, nodes, new_nodes):
+                        updates.append({"trace_id": t, "span_id": sid, **_resolved_columns(tchains[sid], t)})
+                        chains[(t, sid)] = tchains[sid]
+            else:
+                known = {p: self.cache[(t, p)] for p, _ in new_nodes.values()
+                         if p is not None and p not in new_nodes}
+                tchains = inherit.chains_for_trace(new_nodes, known)
+            for sid in new_nodes:
+                chains[(t, sid)] = tchains[sid]
+        for s in steps:
+            s.update(_resolved_columns(chains[(s["trace_id"], s["span_id"])], s["trace_id"]))
+        return updates, orphans, adopted, chains
+
+    @staticmethod
+    def _has_ancestor_in(sid: str, nodes: dict, targets: dict) -> bool:
+        seen = set()
+        cur = nodes[sid][0]
+        while cur is not None and cur in nodes and cur not in seen:
+            if cur in targets:
+                return True
+            seen.add(cur)
+            cur = nodes[cur][0]
+        return False
+
+    # -- writing -------------------------------------------------------------------------------
+    def write(self, steps: list[dict], rejected=()) -> WriteResult:
+        """Insert mapped (and priced) steps in one transaction; duplicates are ignored."""
+        uniq: dict[tuple[str, str], dict] = {}
+        for s in steps:
+            uniq.setdefault((s["trace_id"], s["span_id"]), s)
+        steps = list(uniq.values())
+        now = int(time.time() * 1_000_000)
+        keys = pa.table({"trace_id": [k[0] for k in uniq], "span_id": [k[1] for k in uniq]},
+                        schema=_KEY_SCHEMA)
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            updates, orphans, adopted, chains = self._resolve(steps, keys)
+            for s in steps:
+                s["context_tiers"] = _dumps(s["tiers"]) if any(s["tiers"]) else None
+                s["received_at"] = now
+            tbl = pa.Table.from_pylist(steps, schema=schema.ARROW_SCHEMA)
+            con.register("_batch", tbl)
+            try:
+                inserted = con.execute(
+                    f"INSERT OR IGNORE INTO _spans ({_INSERT_COLUMNS}) SELECT {_INSERT_COLUMNS} FROM _batch"
+                    " RETURNING trace_id, span_id").fetchall()
+            finally:
+                con.unregister("_batch")
+            inserted_set = set(inserted)
+            if updates:
+                self._update_context(updates)
+            new_orphans = [k for k in orphans if k in inserted_set]
+            if new_orphans:
+                parents = {(s["trace_id"], s["span_id"]): s["parent_span_id"] for s in steps}
+                con.executemany("INSERT OR IGNORE INTO _orphans VALUES (?, ?, ?)",
+                                [(t, s, parents[(t, s)]) for t, s in new_orphans])
+            if adopted:
+                con.executemany("DELETE FROM _orphans WHERE trace_id = ? AND span_id = ?", adopted)
+            if rejected:
+                con.executemany("INSERT INTO _rejected_spans VALUES (make_timestamp(?), ?, ?, ?, ?)",
+                                [(now, r.trace_id, r.span_id, r.reason, r.span_bytes) for r in rejected])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self._remember(chains)
+        return WriteResult(len(inserted), len(steps) - len(inserted), len(updates), inserted_set)
+
+    def _update_context(self, updates: list[dict]) -> None:
+        tbl = pa.Table.from_pylist(updates, schema=_UPDATE_SCHEMA)
+        sets = ", ".join(f"{c} = u.{c}" for c in schema.CONTEXT_COLUMNS)
+        self.con.register("_updates", tbl)
+        try:
+            self.con.execute(f"UPDATE _spans SET {sets} FROM _updates u"
+                             " WHERE _spans.trace_id = u.trace_id AND _spans.span_id = u.span_id")
+        finally:
+            self.con.unregister("_updates")
+
+    def _remember(self, chains: dict) -> None:
+        cache = self.cache
+        for k, ch in chains.items():
+            cache[k] = ch
+            cache.move_to_end(k)
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
