@@ -1,0 +1,96 @@
+"""The DuckDB store: idempotency, the public views' columns, schema versions."""
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+from opentelemetry.trace import Status, StatusCode
+
+from alephant_otel.errors import SchemaTooNew, StoreError
+from alephant_otel.store import Store, open_for_reading, schema
+from test_inheritance import record
+
+STEPS_COLUMNS = """trace_id span_id parent_span_id step_kind operation name start_time end_time duration_ms
+status error_type workspace_id department_id agent_id agent_name virtual_key_id session_id session_path
+session_name run_id request_id prompt_id prompt_version service_name provider model tool_name input_tokens
+cache_read_tokens cache_write_tokens output_tokens reasoning_tokens model_cost cost_source currency properties""".split()
+RUNS_COLUMNS = """run_id session_id agent_id workspace_id start_time end_time duration_ms step_count model_calls
+tool_calls error_count input_tokens cache_read_tokens cache_write_tokens output_tokens reasoning_tokens
+total_tokens cost""".split()
+SESSIONS_COLUMNS = "session_id session_name workspace_id run_count step_count start_time end_time cost".split()
+AGENTS_COLUMNS = "agent_id agent_name run_count step_count cost".split()
+
+
+def columns(receiver, view):
+    return [r["column_name"] for r in receiver.rows(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [view])]
+
+
+@pytest.mark.parametrize("view,required", [("steps", STEPS_COLUMNS), ("runs", RUNS_COLUMNS),
+                                           ("sessions", SESSIONS_COLUMNS), ("agents", AGENTS_COLUMNS)])
+def test_views_have_the_documented_columns_with_comments(receiver, view, required):
+    have = columns(receiver, view)
+    assert set(required) <= set(have), set(required) - set(have)
+    undocumented = receiver.rows("SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND comment IS NULL", [view])
+    assert undocumented == []
+
+
+def test_duplicate_exports_are_stored_and_counted_once(receiver):
+    def build(tracer):
+        with tracer.start_as_current_span("chat", attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini", "gen_ai.provider.name": "openai",
+                "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100, "alephant.session.id": "s"}):
+            pass
+    spans = list(record(build).values())
+    exp = receiver.exporter()
+    exp.export(spans)
+    once = receiver.rows("SELECT cost, step_count FROM sessions")[0]
+    exp.export(spans)              # a client retry of the same request
+    exp.export(spans + spans)      # and a request that repeats a span inside itself
+    assert receiver.rows("SELECT count(*) AS n FROM steps")[0]["n"] == 1
+    assert receiver.rows("SELECT cost, step_count FROM sessions")[0] == once
+
+
+def test_raw_fields_are_kept(receiver):
+    def build(tracer):
+        with tracer.start_as_current_span("raw", attributes={"custom.flag": True, "custom.list": [1, 2]}) as s:
+            s.add_event("retrying", {"attempt": 2})
+            s.set_status(Status(StatusCode.ERROR, "boom"))
+    spans = list(record(build, resource={"deployment.environment": "prod"}).values())
+    receiver.exporter().export(spans)
+    row = receiver.rows("SELECT * FROM spans")[0]
+    assert json.loads(row["attributes"]) == {"custom.flag": True, "custom.list": [1, 2]}
+    assert json.loads(row["events"])[0]["name"] == "retrying"
+    assert json.loads(row["resource"])["deployment.environment"] == "prod"
+    assert (row["status"], row["status_message"], row["span_kind"], row["scope_name"]) == ("ERROR", "boom", "INTERNAL", "tests")
+    assert len(row["trace_id"]) == 32 and len(row["span_id"]) == 16
+    assert receiver.rows("SELECT error_count FROM runs")[0]["error_count"] == 1
+
+
+def test_schema_version_is_recorded_and_a_newer_file_is_refused(tmp_path):
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    con = duckdb.connect(str(path))
+    assert con.execute("SELECT value FROM _meta WHERE key = 'schema_version'").fetchone()[0] == str(schema.SCHEMA_VERSION)
+    con.execute("UPDATE _meta SET value = '999' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(SchemaTooNew, match="newer than this alephant-otel"):
+        Store(path)
+    with pytest.raises(SchemaTooNew):
+        open_for_reading(path)
+
+
+def test_an_older_file_is_migrated_on_open_for_writing_and_explained_on_read(tmp_path, monkeypatch):
+    path = tmp_path / "old.duckdb"
+    Store(path).close()
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", schema.SCHEMA_VERSION + 1)
+    monkeypatch.setitem(schema.MIGRATIONS, schema.SCHEMA_VERSION - 1,
+                        ["ALTER TABLE _spans ADD COLUMN added_later VARCHAR"])
+    with pytest.raises(StoreError, match="alephant-otel migrate"):
+        open_for_reading(path)
+    Store(path).close()
+    con = open_for_reading(path)
+    assert con.execute("SELECT value FROM _meta WHERE key='schema_version'").fetchone()[0] == str(schema.SCHEMA_VERSION)
+    assert "added_later" in [r[0] for r in con.execute("DESCRIBE _spans").fetchall()]
+    con.close()
