@@ -19,13 +19,14 @@ FIXTURES = Path(__file__).parent / "fixtures" / "otlp"
 class Running:
     """A receiver running in this process, on a free port, over a real DuckDB file."""
 
-    def __init__(self, db: Path, address: str | None = None):
+    def __init__(self, db: Path, address: str | None = None, **options):
         self.db = db
         self.address = address  # host:port of the receiver (set by start, or given for another process's)
+        self.options = options  # Server keyword arguments (rules, cost_preference)
         self.server: Server | None = None
 
     def start(self) -> "Running":
-        self.server = Server(str(self.db), "127.0.0.1", 0).start()
+        self.server = Server(str(self.db), "127.0.0.1", 0, **self.options).start()
         self.address = self.server.grpc.address
         return self
 

@@ -5,7 +5,8 @@ import json
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from alephant_otel.inherit import resolve_steps
@@ -34,9 +35,12 @@ def make_span(name="s", attrs=None, span_id=1, parent=None, kind=Span.SPAN_KIND_
                 attributes=[KeyValue(key=k, value=_value(v)) for k, v in (attrs or {}).items()], **kw)
 
 
-def map_one(attrs=None, **kw) -> dict:
-    req = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[make_span(attrs=attrs, **kw)])])])
-    batch = map_request(req)
+def map_one(attrs=None, resource=None, scope=None, rules=None, **kw) -> dict:
+    rs = ResourceSpans(resource=Resource(attributes=[KeyValue(key=k, value=_value(v)) for k, v in (resource or {}).items()]),
+                       scope_spans=[ScopeSpans(scope=InstrumentationScope(name=scope or ""),
+                                               spans=[make_span(attrs=attrs, **kw)])])
+    req = ExportTraceServiceRequest(resource_spans=[rs])
+    batch = map_request(req, rules=rules)
     assert len(batch.steps) == 1 and batch.rejected_count == 0
     return batch.steps[0]
 

@@ -2,9 +2,11 @@
 
 Each model-call step gets `cost_source`:
   computed  priced here from provider, model and the token buckets (cache rates included)
-  provided  the agent sent the cost (later conventions)
+  provided  the span brought its own cost (llm.cost.total, operation.cost, gen_ai.usage.cost,
+            alephant.cost.amount, or a mapping rule), which counts by default
   unpriced  could not be priced; `unpriced_reason` says why (never a silent 0)
-Steps that are not model calls carry no model cost (cost_source NULL).
+`computed_cost` and `provided_cost` are both kept, so their difference is queryable.
+Other steps carry no model cost; one that brings its own cost has cost_source `provided`.
 """
 from __future__ import annotations
 
@@ -49,43 +51,64 @@ def _price(provider_id: str | None, model: str, inp: int, cr: int, cw: int, out:
     return calc.total_price.quantize(COST_PLACES), calc.model.id, calc.provider.id
 
 
-def price_step(step: dict) -> dict:
-    """Fill model_cost, cost_source, unpriced_reason, currency, priced_model, priced_provider and
-    price_source of one step (in place) and return it."""
-    step.setdefault("model_cost", None)
-    step.setdefault("cost_source", None)
-    step.setdefault("unpriced_reason", None)
+COST_PREFERENCES = ("provided", "computed")
+
+
+def price_step(step: dict, prefer: str = "provided") -> dict:
+    """Fill computed_cost, model_cost, cost_source, unpriced_reason, currency, priced_model,
+    priced_provider and price_source of one step (in place) and return it.
+
+    A model call's cost is computed from its tokens whenever possible. When the span also brings
+    its own cost (`provided_cost`), both are kept and `prefer` says which one counts as
+    `model_cost`; the other is used when the preferred one is missing.
+    """
+    for f in ("model_cost", "computed_cost", "cost_source", "unpriced_reason", "currency",
+              "priced_model", "priced_provider", "price_source"):
+        step.setdefault(f, None)
+    provided = step.get("provided_cost")
     if step.get("step_kind") != "model_call":
+        if provided is not None:
+            step.update(cost_source="provided", currency=step.get("provided_cost_currency") or "USD")
         return step
-    tokens = [step.get(f) for f in _TOKEN_FIELDS]
-    reason = None
-    if step.get("model") is None:
-        reason = "no model on span"
-    elif all(t is None for t in tokens):
-        reason = "no valid token usage on span"
-    if reason is None:
-        inp, cr, cw, out, rs = (t or 0 for t in tokens)
-        provider = step.get("provider")
-        # a provider we do not know is passed as is: genai-prices knows more than our table, and
-        # an unknown one leaves the step unpriced rather than priced as some other provider's model
-        provider_id = PROVIDERS.get(provider, provider) if provider else None
-        day = (step.get("start_time") or 0) // 86_400_000_000
-        candidates = [m for m in (step.get("response_model"), step.get("request_model")) if m]
-        for model in dict.fromkeys(candidates or [step["model"]]):
-            try:
-                cost, priced_model, priced_provider = _price(provider_id, model, inp, cr, cw, out + rs, day)
-            except LookupError:
-                continue
-            step.update(model_cost=cost, cost_source="computed", currency="USD",
-                        priced_model=priced_model, priced_provider=priced_provider,
-                        price_source=PRICE_SOURCE)
-            return step
-        reason = f"no price for model {step['model']!r}" + (f" from provider {provider!r}" if provider else "")
-    step.update(cost_source="unpriced", unpriced_reason=reason, currency=None)
+    reason = _compute(step)
+    computed = step["computed_cost"]
+    use_provided = provided is not None and (prefer == "provided" or computed is None)
+    if use_provided:
+        step.update(model_cost=provided, cost_source="provided", unpriced_reason=None,
+                    currency=step.get("provided_cost_currency") or "USD")
+    elif computed is not None:
+        step.update(model_cost=computed, cost_source="computed", currency="USD")
+    else:
+        step.update(cost_source="unpriced", unpriced_reason=reason, currency=None)
     return step
 
 
-def price_steps(steps: list[dict]) -> list[dict]:
+def _compute(step: dict) -> str | None:
+    """Set computed_cost and the price's provenance; return why it could not be, if it could not."""
+    tokens = [step.get(f) for f in _TOKEN_FIELDS]
+    if step.get("model") is None:
+        return "no model on span"
+    if all(t is None for t in tokens):
+        return "no valid token usage on span"
+    inp, cr, cw, out, rs = (t or 0 for t in tokens)
+    provider = step.get("provider")
+    # a provider we do not know is passed as is: genai-prices knows more than our table, and
+    # an unknown one leaves the step unpriced rather than priced as some other provider's model
+    provider_id = PROVIDERS.get(provider, provider) if provider else None
+    day = (step.get("start_time") or 0) // 86_400_000_000
+    candidates = [m for m in (step.get("response_model"), step.get("request_model")) if m]
+    for model in dict.fromkeys(candidates or [step["model"]]):
+        try:
+            cost, priced_model, priced_provider = _price(provider_id, model, inp, cr, cw, out + rs, day)
+        except LookupError:
+            continue
+        step.update(computed_cost=cost, priced_model=priced_model, priced_provider=priced_provider,
+                    price_source=PRICE_SOURCE)
+        return None
+    return f"no price for model {step['model']!r}" + (f" from provider {provider!r}" if provider else "")
+
+
+def price_steps(steps: list[dict], prefer: str = "provided") -> list[dict]:
     for s in steps:
-        price_step(s)
+        price_step(s, prefer)
     return steps

@@ -9,6 +9,7 @@ import click
 from .. import __version__
 from ..config import DEFAULT_DB, DEFAULT_GRPC_PORT, DEFAULT_HOST
 from ..errors import AlephantError
+from ..pricing import COST_PREFERENCES
 from ..query import COST_GROUPS, connect, cost_sql, parse_since, runs_sql
 from .render import format_option, render
 
@@ -43,19 +44,29 @@ def main():
               help="Address to listen on (env ALEPHANT_HOST).")
 @click.option("--grpc-port", type=click.IntRange(0, 65535), default=DEFAULT_GRPC_PORT, show_default=True,
               envvar="ALEPHANT_GRPC_PORT", help="OTLP/gRPC port; 0 picks a free one (env ALEPHANT_GRPC_PORT).")
-def serve(db, host, grpc_port):
+@click.option("--mapping", "mapping", type=click.Path(dir_okay=False), envvar="ALEPHANT_MAPPING",
+              help="YAML rules for custom spans, applied before the built-in conventions (env ALEPHANT_MAPPING).")
+@click.option("--cost-preference", type=click.Choice(COST_PREFERENCES), default="provided", show_default=True,
+              envvar="ALEPHANT_COST_PREFERENCE",
+              help="Which model cost counts when a span brings its own and we compute one too (env ALEPHANT_COST_PREFERENCE).")
+def serve(db, host, grpc_port, mapping, cost_preference):
     """Receive OTLP traces and store them as priced steps.
 
     \b
     Example:
       alephant-otel serve --db ./alephant.duckdb --grpc-port 4317
+      alephant-otel serve --mapping examples/rules/payments.yaml
     """
+    from ..mapping.rules import RuleSet
     from ..receiver.server import Server
 
+    rules = RuleSet.load(mapping) if mapping else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server = Server(db, host, grpc_port).start()
+    server = Server(db, host, grpc_port, rules=rules, cost_preference=cost_preference).start()
     endpoint = f"http://{server.grpc.address}"
     click.echo(f"alephant-otel {__version__}: OTLP/gRPC listening on {server.grpc.address}, storing in {db}")
+    if rules is not None:
+        click.echo(f"Mapping rules: {len(rules.rules)} from {mapping}")
     click.echo("Point an agent at it:")
     click.echo(f"  export OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}")
     click.echo("  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc")
@@ -72,7 +83,7 @@ def serve(db, host, grpc_port):
 @db_option
 @format_option
 def cost(by, since, db, fmt):
-    """Cost, tokens and unpriced steps grouped by run, session, agent, model or prompt.
+    """Cost, tokens and unpriced steps grouped by run, session, agent, user, model or prompt.
 
     \b
     Example:

@@ -41,11 +41,12 @@ class MappedBatch:
         return msg + (": " + "; ".join(reasons) if reasons else "")
 
 
-def map_request(request, metadata: Iterable[tuple[str, Any]] | None = None) -> MappedBatch:
+def map_request(request, metadata: Iterable[tuple[str, Any]] | None = None, rules=None) -> MappedBatch:
     """Map every span of an ExportTraceServiceRequest.
 
     `metadata` is the export call's headers as (name, value) pairs; they apply to every span of
-    the request (the zero-code way to tag an agent).
+    the request (the zero-code way to tag an agent). `rules` is an optional RuleSet
+    (mapping/rules.py) applied before the built-in conventions.
     """
     batch = MappedBatch()
     request_ctx = context.request_context(metadata)
@@ -61,7 +62,7 @@ def map_request(request, metadata: Iterable[tuple[str, Any]] | None = None) -> M
                         span.SerializeToString()))
                     continue
                 try:
-                    batch.steps.append(map_span(span, ids, ss.scope, outer))
+                    batch.steps.append(map_span(span, ids, ss.scope, outer, rules))
                 except Exception as exc:  # a mapper bug must not lose the span
                     batch.unmapped += 1
                     batch.steps.append(unmapped_row(

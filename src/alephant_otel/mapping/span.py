@@ -5,9 +5,17 @@ from typing import Any
 
 import orjson
 
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
 from ..otlp import SPAN_KINDS, STATUS_CODES, any_value, attributes
-from . import context, gen_ai, kinds, usage
+from ..semconv import COST_AMOUNT, COST_CURRENCY
+from . import context, kinds, usage
+from .conventions import SpanInfo, context_only, extract_all, merge
 from .headers import SPAN_HEADER_PREFIXES, is_secret
+
+
+COST_PLACES = Decimal("0.000000000001")  # costs are DECIMAL(18, 12)
+MAX_AMOUNT = Decimal("1000000")  # one step costing a million or more is not a real figure
 
 
 class InvalidSpan(ValueError):
@@ -80,8 +88,9 @@ def raw_fields(span, ids: tuple[str, str, str | None], scope) -> dict:
     }
 
 
-def map_span(span, ids, scope, outer: "Outer") -> dict:
-    """Map one span; `outer` holds what its resource and export call contribute."""
+def map_span(span, ids, scope, outer: "Outer", rules=None) -> dict:
+    """Map one span; `outer` holds what its resource and export call contribute, `rules` an
+    optional RuleSet that runs before the built-in conventions."""
     row = raw_fields(span, ids, scope)
     attrs = attributes(span.attributes)
     consumed: set[str] = set()
@@ -89,16 +98,21 @@ def map_span(span, ids, scope, outer: "Outer") -> dict:
     if span.start_time_unix_nano and span.end_time_unix_nano < span.start_time_unix_nano:
         anomalies.append("end time before start time; duration left out")
 
+    info = SpanInfo(attrs, scope.name or None, outer.resource_attrs)
     span_alephant = context.alephant_context(attrs, consumed)
-    span_foreign = gen_ai.context(attrs, consumed)
-    g = gen_ai.fields(attrs, consumed)
-    raw_usage = gen_ai.usage(attrs)
-    operation = g.get("operation")
-    model = g.get("response_model") or g.get("request_model")
+    found = extract_all(info, consumed)
+    cost_currency = None
+    if rules is not None:
+        by_rule, rule_ctx = rules.apply(info, span.name, span.kind, consumed)
+        if by_rule is not None:
+            found = merge([by_rule, found])
+            cost_currency = rule_ctx.pop("_cost_currency", None)
+            span_alephant = context.merge(rule_ctx, span_alephant)  # explicit attributes beat rules
+    model = found.response_model or found.request_model
     usage_consumed: set[str] = set()
     usage_anomalies: list[str] = []
-    tokens = usage.buckets(raw_usage, usage_consumed, usage_anomalies)
-    step_kind = kinds.classify(attrs, span.kind, operation, model is not None,
+    tokens = usage.buckets(found.usage, usage_consumed, usage_anomalies, bool(found.input_excludes_cache))
+    step_kind = kinds.classify(attrs, span.kind, found.kind, model is not None,
                                usage.has_usage(tokens), consumed, anomalies)
     if step_kind == "model_call":
         consumed |= usage_consumed
@@ -107,38 +121,68 @@ def map_span(span, ids, scope, outer: "Outer") -> dict:
         # Usage repeated on agent/workflow spans aggregates their children: counted once, on the
         # model calls. It stays in the leftover attributes.
         tokens = dict.fromkeys(tokens)
+    provided, provided_key, currency = _provided_cost(attrs, found, cost_currency, anomalies)
+    if provided_key is not None:
+        consumed.add(provided_key)
 
     events = _events(span)
-    conventions = []
-    if span_alephant:
-        conventions.append("alephant")
-    if span_foreign or g or raw_usage:
-        conventions.append(gen_ai.NAME)
-    leftover = {k: v for k, v in attrs.items() if k not in consumed}
-    leftover = without_secrets(leftover)
+    conventions = (["alephant"] if span_alephant else []) + found.names
+    leftover = without_secrets({k: v for k, v in attrs.items() if k not in consumed})
     own_request_id = span_alephant.pop("request_id", None)
     row.update(
         step_kind=step_kind,
-        operation=operation or span.name,
-        provider=g.get("provider"),
-        request_model=g.get("request_model"),
-        response_model=g.get("response_model"),
+        operation=found.operation or span.name,
+        provider=found.provider,
+        request_model=found.request_model,
+        response_model=found.response_model,
         model=model,
-        tool_name=g.get("tool_name"),
+        tool_name=found.tool_name,
         error_type=_error_type(attrs, events, consumed),
         **tokens,
+        provided_cost=provided,
+        provided_cost_source=provided_key,
+        provided_cost_currency=currency,
         request_id=own_request_id or outer.request_id,
         service_name=outer.service_name,
         resource=outer.resource_json,
         attributes=dumps(leftover),
         events=dumps(events),
         links=dumps(_links(span)),
-        convention=",".join(conventions) or None,
+        convention=",".join(dict.fromkeys(conventions)) or None,
         anomalies=dumps(anomalies),
         mapping_error=None,
-        tiers=[span_alephant, outer.alephant, span_foreign, outer.foreign],
+        tiers=[span_alephant, outer.alephant, found.context, outer.foreign],
     )
     return row
+
+
+def _provided_cost(attrs: dict, found, rule_currency, anomalies: list[str]):
+    """(amount as Decimal, source key, currency) of a cost the span brings, or Nones."""
+    if COST_AMOUNT in attrs:
+        key, raw = COST_AMOUNT, attrs[COST_AMOUNT]
+        currency = attrs.get(COST_CURRENCY)
+    elif found.provided_cost is not None:
+        (key, raw), currency = found.provided_cost, rule_currency
+    else:
+        return None, None, None
+    amount = money(raw)
+    if amount is None:
+        anomalies.append(f"{key}={raw!r} is not a valid amount; ignored")
+        return None, None, None
+    return amount, key, str(currency).upper() if currency else "USD"
+
+
+def money(raw) -> Decimal | None:
+    """A non-negative amount with at most 12 decimal places, from a number or numeric string."""
+    if isinstance(raw, bool) or raw is None:
+        return None
+    try:
+        d = Decimal(str(raw).strip())
+    except InvalidOperation:
+        return None
+    if not d.is_finite() or d < 0 or d >= MAX_AMOUNT:
+        return None
+    return d.quantize(COST_PLACES, rounding=ROUND_HALF_EVEN)
 
 
 def unmapped_row(span, ids, scope, outer: "Outer", error: str) -> dict:
@@ -158,7 +202,7 @@ def unmapped_row(span, ids, scope, outer: "Outer", error: str) -> dict:
 class Outer:
     """What a span's resource and its export call contribute (computed once per resource)."""
 
-    __slots__ = ("alephant", "foreign", "request_id", "service_name", "resource_json")
+    __slots__ = ("alephant", "foreign", "request_id", "service_name", "resource_json", "resource_attrs")
 
     def __init__(self, resource_attrs: dict[str, Any], request_ctx: dict):
         consumed: set[str] = set()
@@ -166,7 +210,8 @@ class Outer:
         merged = context.merge(request_ctx, res_ctx)  # resource beats the export call
         self.request_id = merged.pop("request_id", None)
         self.alephant = merged
-        self.foreign = gen_ai.context(resource_attrs, set())
+        self.foreign = context_only(resource_attrs)
+        self.resource_attrs = resource_attrs
         service = resource_attrs.get("service.name")
         self.service_name = str(service) if service is not None else None
         self.resource_json = dumps(without_secrets(resource_attrs))

@@ -47,11 +47,14 @@ def coerce_tokens(key: str, raw: Any, anomalies: list[str]) -> int | None:
     return value
 
 
-def buckets(raw: dict[str, tuple[str, Any]], consumed: set[str], anomalies: list[str]) -> dict[str, int | None]:
+def buckets(raw: dict[str, tuple[str, Any]], consumed: set[str], anomalies: list[str],
+            input_excludes_cache: bool = False) -> dict[str, int | None]:
     """Split raw usage ({concept: (key, value)}, concepts as in semconv) into the five buckets.
 
-    Keys whose values were used are added to `consumed`; rejected values stay in the span's
-    leftover attributes so nothing the agent sent is lost.
+    Concepts: input_with_cache, input_uncached, cache_read, cache_write, output_with_reasoning,
+    output_without_reasoning, reasoning. `input_excludes_cache` says the instrumentation reports
+    input without cache tokens (OpenLIT for Anthropic). Keys whose values were used are added to
+    `consumed`; rejected values stay in the span's leftover attributes so nothing is lost.
     """
     vals: dict[str, int | None] = {}
     for concept, (key, value) in raw.items():
@@ -62,7 +65,11 @@ def buckets(raw: dict[str, tuple[str, Any]], consumed: set[str], anomalies: list
     inp, cr, cw = vals.get("input_with_cache"), vals.get("cache_read"), vals.get("cache_write")
     out, rs = vals.get("output_with_reasoning"), vals.get("reasoning")
     uncached = inp
-    if inp is not None and (cr or cw):
+    if vals.get("input_uncached") is not None:
+        uncached = vals["input_uncached"]
+    elif input_excludes_cache:
+        pass
+    elif inp is not None and (cr or cw):
         cached = (cr or 0) + (cw or 0)
         if inp >= cached:
             uncached = inp - cached
@@ -71,7 +78,9 @@ def buckets(raw: dict[str, tuple[str, Any]], consumed: set[str], anomalies: list
                 f"input tokens ({inp}) fewer than cache tokens ({cached}); "
                 "input taken as already excluding cache")
     plain_out = out
-    if out is not None and rs:
+    if vals.get("output_without_reasoning") is not None:
+        plain_out = vals["output_without_reasoning"]
+    elif out is not None and rs:
         if out >= rs:
             plain_out = out - rs
         else:

@@ -13,6 +13,7 @@ COST_GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "arg_min(agent_id, start_time) FILTER (WHERE agent_id IS NOT NULL) AS agent_id"]),
     "session": (["session_id"], ["count(DISTINCT run_id) AS runs"]),
     "agent": (["agent_id"], ["count(DISTINCT run_id) AS runs"]),
+    "user": (["user_id"], ["count(DISTINCT run_id) AS runs", "count(DISTINCT session_id) AS sessions"]),
     "model": (["provider", "model"], []),
     "prompt": (["prompt_id", "prompt_version"], ["count(DISTINCT run_id) AS runs"]),
 }

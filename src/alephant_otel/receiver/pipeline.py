@@ -40,8 +40,10 @@ class ExportResult:
 
 class Pipeline:
     def __init__(self, store: Store, max_queued: int = 64, max_group_spans: int = 50_000,
-                 enqueue_timeout: float = 5.0):
+                 enqueue_timeout: float = 5.0, rules=None, cost_preference: str = "provided"):
         self.store = store
+        self.rules = rules
+        self.cost_preference = cost_preference
         self.max_group_spans = max_group_spans
         self.enqueue_timeout = enqueue_timeout
         self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
@@ -53,8 +55,8 @@ class Pipeline:
         return self
 
     def map(self, data: bytes, metadata=None) -> MappedBatch:
-        batch = map_request(decode_request(data), metadata)
-        price_steps(batch.steps)
+        batch = map_request(decode_request(data), metadata, self.rules)
+        price_steps(batch.steps, self.cost_preference)
         return batch
 
     def export(self, data: bytes, metadata=None, timeout: float | None = 60.0) -> ExportResult:

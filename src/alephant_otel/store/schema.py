@@ -36,6 +36,10 @@ SPAN_COLUMNS: list[tuple[str, str, pa.DataType]] = [
     ("output_tokens", "BIGINT", _I),
     ("reasoning_tokens", "BIGINT", _I),
     ("model_cost", "DECIMAL(18,12)", pa.decimal128(18, 12)),
+    ("computed_cost", "DECIMAL(18,12)", pa.decimal128(18, 12)),
+    ("provided_cost", "DECIMAL(18,12)", pa.decimal128(18, 12)),
+    ("provided_cost_source", "VARCHAR", _S),
+    ("provided_cost_currency", "VARCHAR", _S),
     ("cost_source", "VARCHAR", _S),
     ("unpriced_reason", "VARCHAR", _S),
     ("currency", "VARCHAR", _S),
@@ -47,6 +51,7 @@ SPAN_COLUMNS: list[tuple[str, str, pa.DataType]] = [
     ("agent_id", "VARCHAR", _S),
     ("agent_name", "VARCHAR", _S),
     ("virtual_key_id", "VARCHAR", _S),
+    ("user_id", "VARCHAR", _S),
     ("session_id", "VARCHAR", _S),
     ("session_path", "VARCHAR", _S),
     ("session_name", "VARCHAR", _S),
@@ -71,7 +76,7 @@ SPAN_COLUMNS: list[tuple[str, str, pa.DataType]] = [
 SPAN_COLUMN_NAMES = [c for c, _, _ in SPAN_COLUMNS]
 ARROW_SCHEMA = pa.schema([(c, t) for c, _, t in SPAN_COLUMNS])
 
-CONTEXT_COLUMNS = ["workspace_id", "department_id", "agent_id", "agent_name", "virtual_key_id",
+CONTEXT_COLUMNS = ["workspace_id", "department_id", "agent_id", "agent_name", "virtual_key_id", "user_id",
                    "session_id", "session_path", "session_name", "run_id", "prompt_id",
                    "prompt_version", "properties"]
 

@@ -24,6 +24,7 @@ STEP_COLUMNS = {
     "agent_id": "Agent (alephant.agent.id, Alephant-Agent-Id, gen_ai.agent.id/name), inherited.",
     "agent_name": "Agent name (alephant.agent.name, gen_ai.agent.name), inherited.",
     "virtual_key_id": "Virtual key id (never the key itself), inherited.",
+    "user_id": "End user (alephant.user.id, user.id, enduser.id, framework user keys), inherited.",
     "session_id": "Session (alephant.session.id, alephant-session-id, gen_ai.conversation.id), inherited.",
     "session_path": "Session path (alephant-session-path), inherited.",
     "session_name": "Session name (alephant-session-name), inherited.",
@@ -43,7 +44,11 @@ STEP_COLUMNS = {
     "output_tokens": "Output tokens that are not reasoning tokens.",
     "reasoning_tokens": "Reasoning output tokens.",
     "total_tokens": "Sum of the five token buckets (NULL when the step has no usage).",
-    "model_cost": "Model cost in `currency`; NULL unless cost_source is computed or provided.",
+    "model_cost": "The model cost that counts, in `currency`: the provided cost when there is one (configurable with serve --cost-preference), else the computed one; NULL when unpriced.",
+    "computed_cost": "Model cost computed here from tokens (genai-prices), whether or not it counts.",
+    "provided_cost": "Cost the span brought itself (llm.cost.total, operation.cost, gen_ai.usage.cost, alephant.cost.amount, a rule).",
+    "provided_cost_source": "Attribute key the provided cost came from.",
+    "cost_difference": "provided_cost - computed_cost, when both exist.",
     "cost_source": "computed (priced here), provided (sent by the agent), unpriced (see unpriced_reason); NULL for steps with nothing to price.",
     "unpriced_reason": "Why a model call has no cost.",
     "currency": "ISO 4217 currency of model_cost (USD).",
@@ -51,7 +56,7 @@ STEP_COLUMNS = {
     "priced_provider": "Provider id the price was taken for.",
     "price_source": "Price table used, with its version.",
     "properties": "Custom properties (alephant.property.<name>, alephant-property-<name>) as JSON, inherited name by name.",
-    "convention": "Conventions the step was mapped from (alephant, gen_ai).",
+    "convention": "Conventions the step was mapped from, first wins: rules, alephant, vercel_ai, openinference, traceloop, langsmith, pydantic_ai, openlit, gen_ai, generic.",
     "anomalies": "JSON list of values that were flagged and left out (e.g. negative token counts).",
     "mapping_error": "Why the span could not be mapped (it is stored raw).",
 }
@@ -59,6 +64,7 @@ STEP_COLUMNS = {
 STEPS_SQL = "SELECT " + ", ".join(
     "CAST(properties AS JSON) AS properties" if c == "properties"
     else "CAST(anomalies AS JSON) AS anomalies" if c == "anomalies"
+    else "provided_cost - computed_cost AS cost_difference" if c == "cost_difference"
     else "CASE WHEN " + " IS NULL AND ".join(_TOKENS) + " IS NULL THEN NULL ELSE "
          + " + ".join(f"coalesce({t}, 0)" for t in _TOKENS) + " END AS total_tokens" if c == "total_tokens"
     else c
@@ -71,6 +77,7 @@ RUN_COLUMNS = {
     "run_id": "Run id.",
     "session_id": "Session of the run's earliest step that has one.",
     "agent_id": "Agent of the run's earliest step that has one.",
+    "user_id": "User of the run's earliest step that has one.",
     "workspace_id": "Workspace of the run's earliest step that has one.",
     "start_time": "First step start.",
     "end_time": "Last step end.",
@@ -91,6 +98,7 @@ RUNS_SQL = f"""
 SELECT run_id,
   arg_min(session_id, start_time) FILTER (WHERE session_id IS NOT NULL) AS session_id,
   arg_min(agent_id, start_time) FILTER (WHERE agent_id IS NOT NULL) AS agent_id,
+  arg_min(user_id, start_time) FILTER (WHERE user_id IS NOT NULL) AS user_id,
   arg_min(workspace_id, start_time) FILTER (WHERE workspace_id IS NOT NULL) AS workspace_id,
   min(start_time) AS start_time, max(end_time) AS end_time,
   date_diff('microsecond', min(start_time), max(end_time)) / 1000.0 AS duration_ms,

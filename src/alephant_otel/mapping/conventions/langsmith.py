@@ -1,0 +1,10 @@
+"""LangSmith OTel convention: the key tables in semconv/conventions/langsmith.yaml."""
+from __future__ import annotations
+
+from ._engine import Extract, SpanInfo, from_table
+
+NAME = "langsmith"
+
+
+def extract(info: SpanInfo, consumed: set[str]) -> Extract | None:
+    return from_table(NAME, info, consumed)
