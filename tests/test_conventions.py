@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +176,31 @@ def test_cost_by_user(receiver):
     out = CliRunner().invoke(main, ["cost", "--by", "user", "--db", str(receiver.db), "--format", "json"])
     rows = {r["user_id"]: r for r in json.loads(out.output)}
     assert rows["u1"]["cost"] == pytest.approx(2 * rows["u2"]["cost"]) and rows["u1"]["steps"] == 2
+
+
+VERCEL = sorted((Path(__file__).parent / "data" / "vercel").glob("*.pb"))
+NO_CACHE_INFO = {"vercel_ai_v5"}          # v5 generateText reports neither cache nor reasoning
+NO_REASONING_INFO = {"vercel_ai_v5", "vercel_ai_v7"}  # v7's default shape has no reasoning count
+
+
+@pytest.mark.parametrize("path", VERCEL, ids=[p.stem for p in VERCEL])
+def test_vercel_ai_v4_to_v7_captures_count_each_call_once(receiver, path):
+    """Captured with the real `ai` package, v4 to v7 (tests/data/README.md says how)."""
+    call(receiver, path.read_bytes())
+    calls = receiver.rows("SELECT * FROM steps WHERE step_kind = 'model_call'")
+    assert len(calls) == 3  # the fake server answered three requests
+    total_in = sum(s["input_tokens"] + (s["cache_read_tokens"] or 0) for s in calls)
+    total_out = sum(s["output_tokens"] + (s["reasoning_tokens"] or 0) for s in calls)
+    assert (total_in, total_out) == (21 + 57 + 88, 9 + 17 + 24)
+    if path.stem not in NO_CACHE_INFO:
+        assert sum(s["cache_read_tokens"] for s in calls) == 4 + 32 + 48
+    if path.stem not in NO_REASONING_INFO:
+        assert sum(s["reasoning_tokens"] for s in calls) == 3 + 5 + 7
+    assert {(s["model"], s["provider"], s["session_id"], s["user_id"]) for s in calls} == \
+        {("gpt-4o-mini-2024-07-18", "openai", "sess-fixture-1", "user-42")}
+    assert all(json.loads(s["properties"]) == {"tier": "gold"} for s in calls)
+    assert all(s["cost_source"] == "computed" for s in calls)
+    tools = receiver.rows("SELECT tool_name FROM steps WHERE step_kind = 'tool_call'")
+    assert tools == [{"tool_name": "get_weather"}]
+    runs = receiver.rows("SELECT sum(total_tokens) AS t, sum(cost) AS c FROM runs")[0]
+    assert runs["t"] == 166 + 50 and runs["c"] == sum(s["model_cost"] for s in calls)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -120,3 +122,33 @@ def test_run_id_defaults_to_trace_id_and_runs_span_traces(receiver):
     runs = receiver.rows("SELECT * FROM runs WHERE run_id = 'long-task'")
     assert len(runs) == 1
     assert runs[0]["trace_count"] == 2 and runs[0]["step_count"] == 4
+
+
+def nested_llm_calls(tracer):
+    """A framework's LLM span wrapping the provider client's LLM span for the same request
+    (LangChain over OpenAI, both instrumented by OpenInference)."""
+    usage = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini", "llm.provider": "openai",
+             "llm.token_count.prompt": 1000, "llm.token_count.completion": 100}
+    with tracer.start_as_current_span("chain", attributes={"openinference.span.kind": "CHAIN"}):
+        with tracer.start_as_current_span("ChatOpenAI", attributes=usage):
+            with tracer.start_as_current_span("OpenAI chat", attributes=usage):
+                pass
+
+
+@pytest.mark.parametrize("order", [["chain", "ChatOpenAI", "OpenAI chat"], ["OpenAI chat", "ChatOpenAI", "chain"],
+                                   ["ChatOpenAI", "chain", "OpenAI chat"], "one request"])
+def test_a_model_call_repeated_by_its_child_is_counted_once(receiver, order):
+    spans = record(nested_llm_calls)
+    exp = receiver.exporter()
+    if order == "one request":
+        exp.export(list(spans.values()))
+    else:
+        for name in order:
+            exp.export([spans[name]])
+    inner, outer = receiver.step("OpenAI chat"), receiver.step("ChatOpenAI")
+    assert inner["step_kind"] == "model_call" and inner["input_tokens"] == 1000
+    assert outer["step_kind"] == "workflow_action"
+    assert outer["input_tokens"] is None and outer["model_cost"] is None
+    assert "usage repeated by child model call" in json.loads(outer["anomalies"])[0]
+    run = receiver.rows("SELECT model_calls, total_tokens, cost FROM runs")[0]
+    assert (run["model_calls"], run["total_tokens"], run["cost"]) == (1, 1100, inner["model_cost"])

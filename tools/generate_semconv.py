@@ -178,8 +178,13 @@ def render_markdown(src: dict) -> str:
 
 
 def render_views_block() -> str:
-    sys.path.insert(0, str(ROOT / "src"))
-    from alephant_otel.store.views import VIEWS
+    # loaded by path: importing the package would need the very file this script generates
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_views", ROOT / "src" / "alephant_otel" / "store" / "views.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    VIEWS = module.VIEWS
 
     out = [VIEWS_START, ""]
     for name, (doc, _, columns) in VIEWS.items():

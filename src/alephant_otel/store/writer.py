@@ -1,10 +1,16 @@
-"""The single writer: inserts mapped steps idempotently and resolves inheritance.
+"""The single writer: inserts mapped steps idempotently, resolves inheritance, and makes sure
+usage is counted once.
 
 Inheritance must hold whatever the arrival order: children before parents, in other export
 requests, or after a restart. Each span stores its own context tiers (`context_tiers`); its
 resolved columns come from its chain (see inherit.py). A span whose parent has not arrived is
 recorded in `_orphans`; when the parent arrives, the orphan's stored subtree is re-resolved and
 updated in the same transaction.
+
+Usage counted once: a model call whose nearest model-call ancestor also carries usage (a
+framework's LLM span wrapping the provider client's, e.g. LangChain over OpenAI) means the
+ancestor repeats it. The ancestor is demoted to a workflow_action without tokens or cost (the
+dropped figures are kept in its `anomalies`), whichever of the two arrives first.
 """
 from __future__ import annotations
 
@@ -20,6 +26,10 @@ from ..mapping.context import N_TIERS
 from . import schema
 
 _EMPTY_TIERS = [{} for _ in range(N_TIERS)]
+_TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+_COSTS = ("model_cost", "computed_cost", "provided_cost", "provided_cost_source", "provided_cost_currency",
+          "cost_source", "unpriced_reason", "currency", "priced_model", "priced_provider", "price_source")
+_HAS_USAGE_SQL = " OR ".join(f"{t} IS NOT NULL" for t in _TOKENS)
 _UPDATE_SCHEMA = pa.schema([("trace_id", pa.string()), ("span_id", pa.string())]
                            + [(c, pa.string()) for c in schema.CONTEXT_COLUMNS])
 _KEY_SCHEMA = pa.schema([("trace_id", pa.string()), ("span_id", pa.string())])
@@ -38,6 +48,15 @@ def _dumps(v) -> str | None:
     return orjson.dumps(v).decode() if v else None
 
 
+def _counts_usage(step: dict) -> bool:
+    return step.get("step_kind") == "model_call" and any(step.get(t) is not None for t in _TOKENS)
+
+
+def _demotion_note(span_id: str, figures: dict) -> str:
+    shown = ", ".join(f"{k}={v}" for k, v in figures.items() if v is not None)
+    return f"usage repeated by child model call {span_id}; counted there, not here ({shown or 'no figures'})"
+
+
 def _resolved_columns(ch, trace_id: str) -> dict:
     r = inherit.resolve(ch, trace_id)
     r["properties"] = _dumps(r["properties"])
@@ -49,7 +68,8 @@ class Writer:
 
     def __init__(self, con, cache_size: int = 200_000):
         self.con = con
-        self.cache: OrderedDict[tuple[str, str], list] = OrderedDict()
+        # (trace_id, span_id) -> (chain, parent_span_id, counts usage) of recently written spans
+        self.cache: OrderedDict[tuple[str, str], tuple] = OrderedDict()
         self.cache_size = cache_size
 
     # -- inheritance ---------------------------------------------------------------------------
@@ -61,12 +81,13 @@ class Writer:
         self.con.register("_load_traces", tbl)
         try:
             rows = self.con.execute(
-                "SELECT s.trace_id, s.span_id, s.parent_span_id, s.context_tiers FROM _spans s"
+                "SELECT s.trace_id, s.span_id, s.parent_span_id, s.context_tiers,"
+                f" s.step_kind = 'model_call' AND ({_HAS_USAGE_SQL}) FROM _spans s"
                 " SEMI JOIN _load_traces t ON s.trace_id = t.trace_id").fetchall()
         finally:
             self.con.unregister("_load_traces")
-        for t, s, p, tiers in rows:
-            out.setdefault(t, {})[s] = (p, orjson.loads(tiers) if tiers else _EMPTY_TIERS)
+        for t, s, p, tiers, usage in rows:
+            out.setdefault(t, {})[s] = (p, orjson.loads(tiers) if tiers else _EMPTY_TIERS, bool(usage))
         return out
 
     def _adopted_orphans(self, keys: pa.Table) -> list[tuple[str, str]]:
@@ -80,8 +101,9 @@ class Writer:
             self.con.unregister("_incoming")
 
     def _resolve(self, steps: list[dict], keys: pa.Table):
-        """Fill resolved context columns of `steps`; return (updates of stored rows,
-        orphan keys among steps, adopted orphan keys, chains to cache)."""
+        """Fill resolved context columns of `steps` and demote repeated usage; return (context
+        updates of stored rows, demotions of stored rows, orphan keys among steps, adopted
+        orphan keys, cache entries)."""
         by_trace: dict[str, dict[str, tuple]] = {}
         for s in steps:
             by_trace.setdefault(s["trace_id"], {})[s["span_id"]] = (s["parent_span_id"], s["tiers"])
@@ -100,7 +122,7 @@ class Writer:
         orphans: set[tuple[str, str]] = set()
         for t, new_nodes in by_trace.items():
             if t in need:
-                old = stored.get(t, {})
+                old = {sid: (p, tiers) for sid, (p, tiers, _) in stored.get(t, {}).items()}
                 nodes = {**old, **new_nodes}
                 tchains = inherit.chains_for_trace(nodes, {})
                 for sid, (parent, _) in new_nodes.items():
@@ -111,14 +133,65 @@ class Writer:
                         updates.append({"trace_id": t, "span_id": sid, **_resolved_columns(tchains[sid], t)})
                         chains[(t, sid)] = tchains[sid]
             else:
-                known = {p: self.cache[(t, p)] for p, _ in new_nodes.values()
+                known = {p: self.cache[(t, p)][0] for p, _ in new_nodes.values()
                          if p is not None and p not in new_nodes}
                 tchains = inherit.chains_for_trace(new_nodes, known)
             for sid in new_nodes:
                 chains[(t, sid)] = tchains[sid]
         for s in steps:
             s.update(_resolved_columns(chains[(s["trace_id"], s["span_id"])], s["trace_id"]))
-        return updates, orphans, adopted, chains
+        demoted = self._demote_repeated_usage(steps, stored)
+        entries = {}
+        usage_of = {(s["trace_id"], s["span_id"]): _counts_usage(s) for s in steps}
+        parent_of = {(s["trace_id"], s["span_id"]): s["parent_span_id"] for s in steps}
+        for k, ch in chains.items():
+            if k in usage_of:
+                entries[k] = (ch, parent_of[k], usage_of[k])
+            else:  # a stored span re-resolved: keep what is known of it
+                p, _, usage = stored[k[0]][k[1]]
+                entries[k] = (ch, p, usage and k not in demoted)
+        return updates, demoted, orphans, adopted, entries
+
+    def _demote_repeated_usage(self, steps: list[dict], stored: dict) -> dict[tuple[str, str], str]:
+        """Demote model calls whose usage a descendant model call repeats. New rows are changed
+        in place; returns {stored key: note} for stored rows to update."""
+        new = {(s["trace_id"], s["span_id"]): s for s in steps}
+        demoted: dict[tuple[str, str], str] = {}
+
+        def node(k):  # (parent, counts usage) from the batch, the loaded traces or the cache
+            if k in new:
+                return new[k]["parent_span_id"], _counts_usage(new[k])
+            loaded = stored.get(k[0], {}).get(k[1])
+            if loaded is not None:
+                return loaded[0], loaded[2] and k not in demoted
+            cached = self.cache.get(k)
+            if cached is not None:
+                return cached[1], cached[2] and k not in demoted
+            return None
+
+        starts = [k for k, s in new.items() if _counts_usage(s)]
+        starts += [(t, sid) for t, nodes in stored.items() for sid, (_, _, usage) in nodes.items() if usage]
+        for t, sid in starts:
+            seen = {sid}
+            info = node((t, sid))
+            cur = info[0] if info else None
+            while cur is not None and cur not in seen:
+                seen.add(cur)
+                info = node((t, cur))
+                if info is None:
+                    break
+                if info[1]:
+                    k = (t, cur)
+                    if k in new:
+                        row = new[k]
+                        note = _demotion_note(sid, {f: row.get(f) for f in _TOKENS + ("model_cost",)})
+                        row.update({f: None for f in _TOKENS + _COSTS}, step_kind="workflow_action")
+                        row["anomalies"] = orjson.dumps((orjson.loads(row["anomalies"]) if row.get("anomalies") else []) + [note]).decode()
+                    else:
+                        demoted[k] = _demotion_note(sid, {})
+                    break
+                cur = info[0]
+        return demoted
 
     @staticmethod
     def _has_ancestor_in(sid: str, nodes: dict, targets: dict) -> bool:
@@ -144,7 +217,7 @@ class Writer:
         con = self.con
         con.execute("BEGIN")
         try:
-            updates, orphans, adopted, chains = self._resolve(steps, keys)
+            updates, demoted, orphans, adopted, entries = self._resolve(steps, keys)
             for s in steps:
                 s["context_tiers"] = _dumps(s["tiers"]) if any(s["tiers"]) else None
                 s["received_at"] = now
@@ -159,6 +232,8 @@ class Writer:
             inserted_set = set(inserted)
             if updates:
                 self._update_context(updates)
+            if demoted:
+                self._demote_stored(demoted)
             new_orphans = [k for k in orphans if k in inserted_set]
             if new_orphans:
                 parents = {(s["trace_id"], s["span_id"]): s["parent_span_id"] for s in steps}
@@ -173,8 +248,8 @@ class Writer:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        self._remember(chains)
-        return WriteResult(len(inserted), len(steps) - len(inserted), len(updates), inserted_set)
+        self._remember(entries)
+        return WriteResult(len(inserted), len(steps) - len(inserted), len(updates) + len(demoted), inserted_set)
 
     def _update_context(self, updates: list[dict]) -> None:
         tbl = pa.Table.from_pylist(updates, schema=_UPDATE_SCHEMA)
@@ -186,9 +261,17 @@ class Writer:
         finally:
             self.con.unregister("_updates")
 
-    def _remember(self, chains: dict) -> None:
+    def _demote_stored(self, demoted: dict) -> None:
+        sets = ", ".join(f"{c} = NULL" for c in _TOKENS + _COSTS)
+        self.con.executemany(
+            f"UPDATE _spans SET step_kind = 'workflow_action', {sets},"
+            " anomalies = to_json(list_append(coalesce(CAST(anomalies AS JSON)::VARCHAR[], []), ?))::VARCHAR"
+            " WHERE trace_id = ? AND span_id = ?",
+            [(note, t, s) for (t, s), note in demoted.items()])
+
+    def _remember(self, entries: dict) -> None:
         cache = self.cache
-        for k, ch in chains.items():
+        for k, ch in entries.items():
             cache[k] = ch
             cache.move_to_end(k)
         while len(cache) > self.cache_size:
