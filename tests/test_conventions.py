@@ -204,3 +204,37 @@ def test_vercel_ai_v4_to_v7_captures_count_each_call_once(receiver, path):
     assert tools == [{"tool_name": "get_weather"}]
     runs = receiver.rows("SELECT sum(total_tokens) AS t, sum(cost) AS c FROM runs")[0]
     assert runs["t"] == 166 + 50 and runs["c"] == sum(s["model_cost"] for s in calls)
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_langsmith_capture(receiver):
+    """langsmith[otel] with @traceable and wrap_openai (tests/data/README.md)."""
+    call(receiver, (DATA / "langsmith_openai.pb").read_bytes())
+    calls = receiver.rows("SELECT * FROM steps WHERE step_kind = 'model_call' ORDER BY start_time")
+    assert [(c["input_tokens"], c["cache_read_tokens"], c["output_tokens"], c["reasoning_tokens"]) for c in calls] == \
+        [(17, 4, 6, 3), (25, 32, 12, 5), (40, 48, 17, 7)]
+    assert {(c["provider"], c["session_id"], c["user_id"]) for c in calls} == {("openai", "sess-fixture-1", "user-42")}
+    props = json.loads(calls[0]["properties"])
+    assert props["tier"] == "gold" and "openai-wrapper" in props["tags"]
+    assert not any(k.startswith(("ls_", "LANGSMITH_")) or k in ("revision_id", "usage_metadata") for k in props)
+    assert receiver.rows("SELECT tool_name FROM steps WHERE step_kind = 'tool_call'") == [{"tool_name": "get_weather"}]
+    assert all("langsmith" in c["convention"] for c in calls)
+
+
+def test_openlit_captures(receiver):
+    """openlit with the openai and anthropic clients (tests/data/README.md)."""
+    call(receiver, (DATA / "openlit_anthropic.pb").read_bytes())
+    call(receiver, (DATA / "openlit_openai.pb").read_bytes())
+    claude = receiver.rows("SELECT * FROM steps WHERE step_kind = 'model_call' AND provider = 'anthropic'")[0]
+    # Anthropic through OpenLIT: input 100 excludes the 800 + 200 cache tokens; not subtracted again
+    assert (claude["input_tokens"], claude["cache_read_tokens"], claude["cache_write_tokens"], claude["output_tokens"]) == (100, 800, 200, 50)
+    assert claude["cost_source"] == "provided" and claude["provided_cost_source"] == "gen_ai.usage.cost"
+    assert claude["computed_cost"] == claude["provided_cost"]  # OpenLIT with cache prices agrees with us
+    gpt = receiver.rows("SELECT * FROM steps WHERE step_kind = 'model_call' AND provider = 'openai' ORDER BY start_time")
+    assert [(g["input_tokens"], g["cache_read_tokens"]) for g in gpt] == [(17, 4), (25, 32), (40, 48)]
+    assert {g["user_id"] for g in gpt} == {"user-42"}
+    assert all(g["tool_name"] is None for g in gpt)  # the call that asks for a tool is not a tool call
+    asked = [json.loads(r["attributes"] or "{}") for r in receiver.rows("SELECT attributes FROM spans WHERE name LIKE 'chat%'")]
+    assert any(a.get("gen_ai.tool.name") == "get_weather" for a in asked)  # kept raw

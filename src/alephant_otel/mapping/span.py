@@ -121,6 +121,11 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> dict:
         # Usage repeated on agent/workflow spans aggregates their children: counted once, on the
         # model calls. It stays in the leftover attributes.
         tokens = dict.fromkeys(tokens)
+    tool_name = found.tool_name
+    if step_kind == "model_call" and tool_name is not None:
+        # e.g. a model call that asks for a tool: the tool is not this step's; keep it raw
+        consumed.discard(found.sources.get("tool_name", ""))
+        tool_name = None
     provided, provided_key, currency = _provided_cost(attrs, found, cost_currency, anomalies)
     if provided_key is not None:
         consumed.add(provided_key)
@@ -136,7 +141,7 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> dict:
         request_model=found.request_model,
         response_model=found.response_model,
         model=model,
-        tool_name=found.tool_name,
+        tool_name=tool_name,
         error_type=_error_type(attrs, events, consumed),
         **tokens,
         provided_cost=provided,

@@ -33,6 +33,7 @@ class Extract:
     usage: dict = field(default_factory=dict)  # concept -> (key, raw value)
     provided_cost: tuple[str, Any] | None = None
     input_excludes_cache: bool | None = None
+    sources: dict = field(default_factory=dict)  # field -> attribute key it was read from
 
     def empty(self) -> bool:
         return not (any(getattr(self, f) is not None for f in _FIELDS) or self.context or self.usage
@@ -52,6 +53,7 @@ def merge(extracts: list[Extract]) -> Extract:
         if props:
             out.context["properties"] = props
         out.usage.update(e.usage)
+        out.sources.update(e.sources)
         if e.provided_cost is not None:
             out.provided_cost = e.provided_cost
         if e.input_excludes_cache is not None:
@@ -67,11 +69,13 @@ def _text(v: Any) -> str | None:
     return str(v)
 
 
-def first(attrs: dict, keys, consumed: set[str]) -> str | None:
+def first(attrs: dict, keys, consumed: set[str], sources: dict | None = None, name: str = "") -> str | None:
     for key in keys:
         v = _text(attrs.get(key))
         if v is not None:
             consumed.add(key)
+            if sources is not None:
+                sources[name] = key
             return v
     return None
 
@@ -85,7 +89,8 @@ def applies(table: dict, info: SpanInfo) -> bool:
     scope = (info.scope_name or "").lower()
     if any(scope.startswith(s) for s in table.get("detect_scopes", ())):
         return True
-    return any(str(info.resource.get(k, "")).lower() == v for k, v in table.get("detect_resource", {}).items())
+    return any(str(info.resource.get(k, info.attrs.get(k, ""))).lower() == v
+               for k, v in table.get("detect_resource", {}).items())
 
 
 def normalise_provider(value: str | None, aliases: dict[str, str]) -> str | None:
@@ -120,9 +125,9 @@ def from_table(name: str, info: SpanInfo, consumed: set[str]) -> Extract:
                     e.kind = kind
                     break
     for f, keys in t.get("fields", {}).items():
-        v = first(attrs, keys, consumed)
+        v = first(attrs, keys, consumed, e.sources, f)
         if v is not None:
-            setattr(e, "operation" if f == "operation" else f, v)
+            setattr(e, f, v)
     if e.provider is not None:
         e.provider = normalise_provider(e.provider, t.get("provider_aliases", CONVENTIONS["gen_ai"]["provider_aliases"]))
     for f, keys in t.get("context", {}).items():
@@ -131,14 +136,14 @@ def from_table(name: str, info: SpanInfo, consumed: set[str]) -> Extract:
             e.context[f] = v
     props: dict[str, str] = {}
     for m in t.get("metadata", ()):
-        prefix, named = m["prefix"], m["fields"]
+        prefix, named, ignore = m["prefix"], m["fields"], tuple(m.get("ignore", ()))
         for key, value in attrs.items():
             if key.startswith(prefix) and len(key) > len(prefix):
                 v = _text(value)
-                if v is None:
+                sub = key[len(prefix):]
+                if v is None or (ignore and sub.startswith(ignore)):
                     continue
                 consumed.add(key)
-                sub = key[len(prefix):]
                 if sub in named:
                     e.context.setdefault(named[sub], v)
                 else:
@@ -178,8 +183,32 @@ def from_table(name: str, info: SpanInfo, consumed: set[str]) -> Extract:
             if key in attrs:
                 e.usage[concept] = (key, attrs[key])
                 break
+    if "usage_json" in t:
+        _usage_from_json(attrs, t["usage_json"], e)
     for key in t.get("provided_cost", ()):
         if key in attrs:
             e.provided_cost = (key, attrs[key])
             break
     return e
+
+
+def _usage_from_json(attrs: dict, spec: dict, e: Extract) -> None:
+    """Usage concepts from a JSON object attribute, by dotted paths; concepts already read from
+    plain keys are kept."""
+    raw = attrs.get(spec["key"])
+    if not isinstance(raw, str) or not raw.startswith("{"):
+        return
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return
+    for concept, paths in spec["usage"].items():
+        if concept in e.usage:
+            continue
+        for path in paths:
+            v: Any = obj
+            for part in path.split("."):
+                v = v.get(part) if isinstance(v, dict) else None
+            if v is not None:
+                e.usage[concept] = (f"{spec['key']}.{path}", v)
+                break
