@@ -61,7 +61,7 @@ def test_cost_by_each_grouping_as_json(stored, by, key):
 def test_cost_by_session_values_and_since(stored):
     rows = json.loads(invoke("cost", "--by", "session", "--db", stored, "--format", "json").output)
     by = {r["session_id"]: r for r in rows}
-    assert by["s1"]["runs"] == 2 and by["s2"]["runs"] == 1
+    assert by["s1"]["run_count"] == 2 and by["s2"]["run_count"] == 1
     assert by["s1"]["cost"] == pytest.approx(2 * by["s2"]["cost"])
     future = json.loads(invoke("cost", "--by", "session", "--since", "2999-01-01", "--db", stored, "--format", "json").output)
     assert future == []
@@ -113,6 +113,14 @@ def test_queries_go_through_a_running_serve(tmp_path):
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert {row["session_id"] for row in json.loads(out.stdout)} == {"s1", "s2"}
+        prices = tmp_path / "p.yaml"
+        prices.write_text("version: live-2\nmodels:\n  - {provider: openai, input: 1, output: 1}\n")
+        repriced = subprocess.run([CLI, "reprice", "--prices", str(prices), "--db", str(db)],
+                                  capture_output=True, text=True, timeout=60)
+        assert repriced.returncode == 0 and "repriced 3 steps with price list live-2" in repriced.stdout
+        sources = subprocess.run([CLI, "sql", "SELECT DISTINCT price_source FROM steps WHERE step_kind = 'model_call'",
+                                  "--db", str(db), "--format", "json"], capture_output=True, text=True, timeout=60)
+        assert json.loads(sources.stdout) == [{"price_source": "price list live-2"}]
         denied = subprocess.run([CLI, "sql", "DELETE FROM _spans", "--db", str(db)],
                                 capture_output=True, text=True, timeout=60)
         assert denied.returncode == 1 and "only SELECT" in denied.stderr
@@ -124,3 +132,28 @@ def test_queries_go_through_a_running_serve(tmp_path):
     # after a clean stop, everything acknowledged is in the file
     rows = json.loads(invoke("runs", "--db", str(db), "--format", "json").output)
     assert len(rows) == 3
+
+
+def test_session_path_tree(tmp_path):
+    r = Running(tmp_path / "paths.duckdb").start()
+    with shutdown(r.provider()) as tracer:
+        for path, tokens in [("/classify", 1000), ("/classify/intent", 2000), ("/execute-tool", 0)]:
+            attrs = {"alephant.session.id": "s-p", "alephant.session.path": path}
+            if tokens:
+                attrs.update({"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                              "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": tokens,
+                              "gen_ai.usage.output_tokens": 0})
+            with tracer.start_as_current_span(path, attributes=attrs):
+                pass
+    costs = {s["session_path"]: s["model_cost"] for s in r.rows("SELECT session_path, model_cost FROM steps")}
+    r.stop()
+    out = json.loads(invoke("session", "s-p", "--db", str(r.db), "--format", "json").output)
+    root = out["paths"]
+    assert root["steps"] == 3 and [c["segment"] for c in root["children"]] == ["classify", "execute-tool"]
+    classify = root["children"][0]
+    assert classify["steps"] == 2 and classify["children"][0]["path"] == "/classify/intent"
+    assert classify["cost"]["USD"] == pytest.approx(float(costs["/classify"] + costs["/classify/intent"]))
+    assert classify["latency_ms"] >= classify["children"][0]["latency_ms"]
+    assert len(out["runs"]) == 3
+    text = invoke("session", "s-p", "--db", str(r.db)).output
+    assert "/classify/intent" in text and "session s-p" in text

@@ -175,7 +175,7 @@ def test_cost_by_user(receiver):
     receiver.stop()
     out = CliRunner().invoke(main, ["cost", "--by", "user", "--db", str(receiver.db), "--format", "json"])
     rows = {r["user_id"]: r for r in json.loads(out.output)}
-    assert rows["u1"]["cost"] == pytest.approx(2 * rows["u2"]["cost"]) and rows["u1"]["steps"] == 2
+    assert rows["u1"]["cost"] == pytest.approx(2 * rows["u2"]["cost"]) and rows["u1"]["step_count"] == 2
 
 
 VERCEL = sorted((Path(__file__).parent / "data" / "vercel").glob("*.pb"))

@@ -71,10 +71,33 @@ def test_unknown_model_is_unpriced_with_a_reason_never_zero(receiver):
     assert sum(r["unpriced_steps"] for r in run) == 3
 
 
-def test_non_model_steps_have_no_cost_source(receiver):
-    with shutdown(receiver.provider()) as tracer:
-        with tracer.start_as_current_span("tool", attributes={"gen_ai.operation.name": "execute_tool",
-                                                              "gen_ai.tool.name": "search"}):
-            pass
-    s = receiver.step("tool")
-    assert (s["step_kind"], s["tool_name"], s["cost_source"], s["model_cost"]) == ("tool_call", "search", None, None)
+def test_tool_and_api_calls_are_priced_from_a_price_list_or_visibly_unpriced(tmp_path):
+    from alephant_otel.price_list import PriceList
+    from conftest import Running
+    from opentelemetry.trace import SpanKind
+
+    prices = PriceList.parse("""
+version: test-1
+tools: {search: 0.01}
+apis:
+  - {host: api.maps.example, method: GET, amount: 0.005}
+""")
+    r = Running(tmp_path / "tools.duckdb", prices=prices).start()
+    try:
+        with shutdown(r.provider()) as tracer:
+            for tool in ("search", "unknown_tool"):
+                with tracer.start_as_current_span(f"tool {tool}", attributes={
+                        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool}):
+                    pass
+            with tracer.start_as_current_span("GET maps", kind=SpanKind.CLIENT, attributes={
+                    "http.request.method": "GET", "url.full": "https://api.maps.example/v1/geocode?q=x"}):
+                pass
+            with tracer.start_as_current_span("plan", attributes={"gen_ai.operation.name": "plan"}):
+                pass
+        priced, unknown, api, plan = (r.step(n) for n in ("tool search", "tool unknown_tool", "GET maps", "plan"))
+    finally:
+        r.stop()
+    assert (priced["tool_cost"], priced["cost_source"], priced["price_source"]) == (Decimal("0.01"), "computed", "price list test-1")
+    assert unknown["cost_source"] == "unpriced" and "no price for tool 'unknown_tool'" in unknown["unpriced_reason"]
+    assert (api["step_kind"], api["api_host"], api["api_method"], api["tool_cost"]) == ("api_call", "api.maps.example", "GET", Decimal("0.005"))
+    assert (plan["step_kind"], plan["cost_source"], plan["tool_cost"]) == ("workflow_action", None, None)

@@ -17,6 +17,8 @@ from functools import lru_cache
 import genai_prices
 from genai_prices import Usage, calc_price
 
+from .price_list import PriceList
+
 PRICE_SOURCE = f"genai-prices {genai_prices.__version__}"
 COST_PLACES = Decimal("0.000000000001")  # DECIMAL(18, 12)
 
@@ -52,63 +54,101 @@ def _price(provider_id: str | None, model: str, inp: int, cr: int, cw: int, out:
 
 
 COST_PREFERENCES = ("provided", "computed")
+TOOL_KINDS = ("tool_call", "api_call")
 
 
-def price_step(step: dict, prefer: str = "provided") -> dict:
-    """Fill computed_cost, model_cost, cost_source, unpriced_reason, currency, priced_model,
-    priced_provider and price_source of one step (in place) and return it.
+def price_step(step: dict, prefer: str = "provided", prices: PriceList | None = None) -> dict:
+    """Fill the cost fields of one step (in place) and return it.
 
-    A model call's cost is computed from its tokens whenever possible. When the span also brings
-    its own cost (`provided_cost`), both are kept and `prefer` says which one counts as
-    `model_cost`; the other is used when the preferred one is missing.
+    Model calls: `computed_cost` from tokens (price-list overrides first, then genai-prices);
+    with a provided cost too, both are kept and `prefer` says which counts as `model_cost`.
+    Tool and API calls: a provided cost wins, else the price list, else unpriced. Any other
+    step that brings its own cost carries it as `tool_cost` (external spend of the run).
     """
     for f in ("model_cost", "computed_cost", "cost_source", "unpriced_reason", "currency",
-              "priced_model", "priced_provider", "price_source"):
+              "priced_model", "priced_provider", "price_source", "tool_cost", "tool_cost_currency"):
         step.setdefault(f, None)
+    kind = step.get("step_kind")
     provided = step.get("provided_cost")
-    if step.get("step_kind") != "model_call":
-        if provided is not None:
-            step.update(cost_source="provided", currency=step.get("provided_cost_currency") or "USD")
-        return step
-    reason = _compute(step)
-    computed = step["computed_cost"]
-    use_provided = provided is not None and (prefer == "provided" or computed is None)
-    if use_provided:
-        step.update(model_cost=provided, cost_source="provided", unpriced_reason=None,
-                    currency=step.get("provided_cost_currency") or "USD")
-    elif computed is not None:
-        step.update(model_cost=computed, cost_source="computed", currency="USD")
-    else:
-        step.update(cost_source="unpriced", unpriced_reason=reason, currency=None)
+    if kind == "model_call":
+        return _price_model_call(step, prefer, prices)
+    if provided is not None:
+        step.update(tool_cost=provided, tool_cost_currency=step.get("provided_cost_currency") or "USD",
+                    cost_source="provided", currency=step.get("provided_cost_currency") or "USD")
+    elif kind in TOOL_KINDS:
+        amount, what = _list_price(step, prices)
+        if amount is not None:
+            step.update(tool_cost=amount.quantize(COST_PLACES), tool_cost_currency=prices.currency,
+                        cost_source="computed", currency=prices.currency, price_source=prices.source)
+        else:
+            step.update(cost_source="unpriced", unpriced_reason=f"no price for {what} (add it to a price list)")
     return step
 
 
-def _compute(step: dict) -> str | None:
-    """Set computed_cost and the price's provenance; return why it could not be, if it could not."""
+def _list_price(step: dict, prices: PriceList | None):
+    if step["step_kind"] == "tool_call":
+        what = f"tool {step.get('tool_name')!r}"
+        return (prices.tool_price(step.get("tool_name")) if prices else None), what
+    what = f"API {step.get('api_method') or ''} {step.get('api_host')!r}".replace("  ", " ")
+    return (prices.api_price(step.get("api_host"), step.get("api_method")) if prices else None), what
+
+
+def _price_model_call(step: dict, prefer: str, prices: PriceList | None) -> dict:
+    provided = step.get("provided_cost")
+    reason, computed_currency = _compute(step, prices)
+    computed = step["computed_cost"]
+    if provided is not None and (prefer == "provided" or computed is None):
+        step.update(model_cost=provided, cost_source="provided", unpriced_reason=None,
+                    currency=step.get("provided_cost_currency") or "USD")
+    elif computed is not None:
+        step.update(model_cost=computed, cost_source="computed", unpriced_reason=None, currency=computed_currency)
+    else:
+        step.update(model_cost=None, cost_source="unpriced", unpriced_reason=reason, currency=None)
+    return step
+
+
+def _compute(step: dict, prices: PriceList | None = None) -> tuple[str | None, str]:
+    """Set computed_cost and the price's provenance; return (why it could not be, if it could
+    not; the currency of the computed figure)."""
+    step.update(computed_cost=None, priced_model=None, priced_provider=None, price_source=None)
     tokens = [step.get(f) for f in _TOKEN_FIELDS]
     if step.get("model") is None:
-        return "no model on span"
+        return "no model on span", "USD"
     if all(t is None for t in tokens):
-        return "no valid token usage on span"
+        return "no valid token usage on span", "USD"
     inp, cr, cw, out, rs = (t or 0 for t in tokens)
     provider = step.get("provider")
+    candidates = list(dict.fromkeys(m for m in (step.get("response_model"), step.get("request_model"), step["model"]) if m))
+    override = None
+    if prices is not None:
+        for model in candidates:
+            override = prices.model_price(provider, model)
+            if override is not None:
+                break
+    if override is not None and override.discount is None:
+        step.update(computed_cost=override.cost(inp, cr, cw, out + rs).quantize(COST_PLACES),
+                    priced_model=model, priced_provider=provider, price_source=prices.source)
+        return None, prices.currency
     # a provider we do not know is passed as is: genai-prices knows more than our table, and
     # an unknown one leaves the step unpriced rather than priced as some other provider's model
     provider_id = PROVIDERS.get(provider, provider) if provider else None
     day = (step.get("start_time") or 0) // 86_400_000_000
-    candidates = [m for m in (step.get("response_model"), step.get("request_model")) if m]
-    for model in dict.fromkeys(candidates or [step["model"]]):
+    for model in candidates:
         try:
             cost, priced_model, priced_provider = _price(provider_id, model, inp, cr, cw, out + rs, day)
         except LookupError:
             continue
+        source = PRICE_SOURCE
+        if override is not None:
+            cost = (cost * (1 - override.discount)).quantize(COST_PLACES)
+            source = f"{PRICE_SOURCE} less {override.discount * 100:g}% ({prices.source})"
         step.update(computed_cost=cost, priced_model=priced_model, priced_provider=priced_provider,
-                    price_source=PRICE_SOURCE)
-        return None
-    return f"no price for model {step['model']!r}" + (f" from provider {provider!r}" if provider else "")
+                    price_source=source)
+        return None, "USD"
+    return f"no price for model {step['model']!r}" + (f" from provider {provider!r}" if provider else ""), "USD"
 
 
-def price_steps(steps: list[dict], prefer: str = "provided") -> list[dict]:
+def price_steps(steps: list[dict], prefer: str = "provided", prices: PriceList | None = None) -> list[dict]:
     for s in steps:
-        price_step(s, prefer)
+        price_step(s, prefer, prices)
     return steps

@@ -62,7 +62,7 @@ def map_request(request, metadata: Iterable[tuple[str, Any]] | None = None, rule
                         span.SerializeToString()))
                     continue
                 try:
-                    batch.steps.append(map_span(span, ids, ss.scope, outer, rules))
+                    batch.steps.extend(map_span(span, ids, ss.scope, outer, rules))
                 except Exception as exc:  # a mapper bug must not lose the span
                     batch.unmapped += 1
                     batch.steps.append(unmapped_row(

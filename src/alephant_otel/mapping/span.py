@@ -1,21 +1,20 @@
-"""One OTLP span -> one step row (a dict). Pure: no I/O, no clock, no store."""
+"""One OTLP span -> one step row (a dict), plus a step for each span event that records a
+payment or a policy decision. Pure: no I/O, no clock, no store."""
 from __future__ import annotations
 
+import hashlib
+from urllib.parse import urlsplit
 from typing import Any
 
 import orjson
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-
 from ..otlp import SPAN_KINDS, STATUS_CODES, any_value, attributes
 from ..semconv import COST_AMOUNT, COST_CURRENCY
-from . import context, kinds, usage
+from . import context, kinds, money, usage
 from .conventions import SpanInfo, context_only, extract_all, merge
 from .headers import SPAN_HEADER_PREFIXES, is_secret
 
-
-COST_PLACES = Decimal("0.000000000001")  # costs are DECIMAL(18, 12)
-MAX_AMOUNT = Decimal("1000000")  # one step costing a million or more is not a real figure
+_TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
 
 
 class InvalidSpan(ValueError):
@@ -88,8 +87,9 @@ def raw_fields(span, ids: tuple[str, str, str | None], scope) -> dict:
     }
 
 
-def map_span(span, ids, scope, outer: "Outer", rules=None) -> dict:
-    """Map one span; `outer` holds what its resource and export call contribute, `rules` an
+def map_span(span, ids, scope, outer: "Outer", rules=None) -> list[dict]:
+    """Map one span: its step first, then a step for each event that records a payment or a
+    policy decision. `outer` holds what its resource and export call contribute, `rules` an
     optional RuleSet that runs before the built-in conventions."""
     row = raw_fields(span, ids, scope)
     attrs = attributes(span.attributes)
@@ -108,11 +108,15 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> dict:
             found = merge([by_rule, found])
             cost_currency = rule_ctx.pop("_cost_currency", None)
             span_alephant = context.merge(rule_ctx, span_alephant)  # explicit attributes beat rules
+    values = money.read(attrs, consumed, anomalies)
     model = found.response_model or found.request_model
     usage_consumed: set[str] = set()
     usage_anomalies: list[str] = []
     tokens = usage.buckets(found.usage, usage_consumed, usage_anomalies, bool(found.input_excludes_cache))
-    step_kind = kinds.classify(attrs, span.kind, found.kind, model is not None,
+    hint = found.kind
+    if hint != "model_call" and "rules" not in found.names:
+        hint = "payment" if money.is_payment(values) else "policy_check" if money.is_policy(values) else hint
+    step_kind = kinds.classify(attrs, span.kind, hint, model is not None,
                                usage.has_usage(tokens), consumed, anomalies)
     if step_kind == "model_call":
         consumed |= usage_consumed
@@ -126,7 +130,8 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> dict:
         # e.g. a model call that asks for a tool: the tool is not this step's; keep it raw
         consumed.discard(found.sources.get("tool_name", ""))
         tool_name = None
-    provided, provided_key, currency = _provided_cost(attrs, found, cost_currency, anomalies)
+    api_host, api_method = _api_target(attrs) if step_kind == "api_call" else (None, None)
+    provided, provided_key, provided_currency = _provided_cost(attrs, found, cost_currency, anomalies)
     if provided_key is not None:
         consumed.add(provided_key)
 
@@ -142,11 +147,14 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> dict:
         response_model=found.response_model,
         model=model,
         tool_name=tool_name,
+        api_host=api_host,
+        api_method=api_method,
         error_type=_error_type(attrs, events, consumed),
         **tokens,
+        **values,
         provided_cost=provided,
         provided_cost_source=provided_key,
-        provided_cost_currency=currency,
+        provided_cost_currency=provided_currency,
         request_id=own_request_id or outer.request_id,
         service_name=outer.service_name,
         resource=outer.resource_json,
@@ -156,38 +164,71 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> dict:
         convention=",".join(dict.fromkeys(conventions)) or None,
         anomalies=dumps(anomalies),
         mapping_error=None,
+        derived_from=None,
         tiers=[span_alephant, outer.alephant, found.context, outer.foreign],
     )
-    return row
+    return [row] + _event_steps(span, row, events, outer)
+
+
+def _event_steps(span, row: dict, events: list[dict], outer: "Outer") -> list[dict]:
+    """A gateway may record a payment or a policy decision as an event on its request span:
+    each such event is a step of its own (a child of the span, counted once, there)."""
+    out = []
+    for i, e in enumerate(events):
+        if not money.is_step_event(e["name"], e["attributes"]):
+            continue
+        consumed: set[str] = set()
+        anomalies: list[str] = []
+        values = money.read(e["attributes"], consumed, anomalies)
+        span_alephant = context.alephant_context(e["attributes"], consumed)
+        t_us = e["time_unix_nano"] // 1000 if e["time_unix_nano"] else row["start_time"]
+        digest = hashlib.sha256(f"{row['span_id']}/event/{i}".encode()).hexdigest()[:16]
+        out.append({
+            **dict.fromkeys(_TOKENS),
+            "trace_id": row["trace_id"], "span_id": digest, "parent_span_id": row["span_id"],
+            "trace_state": None, "name": e["name"], "span_kind": "INTERNAL",
+            "start_time": t_us, "end_time": t_us, "duration_ms": 0.0, "status": row["status"],
+            "status_message": None, "scope_name": row["scope_name"], "scope_version": row["scope_version"],
+            "step_kind": "payment" if money.is_payment(values) else "policy_check",
+            "operation": e["name"], "provider": None, "request_model": None, "response_model": None,
+            "model": None, "tool_name": None, "api_host": None, "api_method": None, "error_type": None, **values,
+            "provided_cost": None, "provided_cost_source": None, "provided_cost_currency": None,
+            "request_id": None, "service_name": row["service_name"], "resource": row["resource"],
+            "attributes": dumps({k: v for k, v in e["attributes"].items() if k not in consumed}),
+            "events": None, "links": None,
+            "convention": "gen_ai" if e["name"] == "gen_ai.guardrail.result" else "alephant",
+            "anomalies": dumps(anomalies), "mapping_error": None,
+            "derived_from": f"event {i} ({e['name']}) of span {row['span_id']}",
+            "tiers": [span_alephant, {}, {}, {}],
+        })
+    return out
+
+
+def _api_target(attrs: dict) -> tuple[str | None, str | None]:
+    """(host, method) of an HTTP or RPC client call, for pricing external APIs."""
+    host = attrs.get("server.address") or attrs.get("net.peer.name")
+    if not host:
+        url = attrs.get("url.full") or attrs.get("http.url")
+        if isinstance(url, str):
+            host = urlsplit(url).hostname
+    method = attrs.get("http.request.method") or attrs.get("http.method") or attrs.get("rpc.method")
+    return (str(host).lower() if host else None), (str(method) if method else None)
 
 
 def _provided_cost(attrs: dict, found, rule_currency, anomalies: list[str]):
     """(amount as Decimal, source key, currency) of a cost the span brings, or Nones."""
     if COST_AMOUNT in attrs:
         key, raw = COST_AMOUNT, attrs[COST_AMOUNT]
-        currency = attrs.get(COST_CURRENCY)
+        cur = attrs.get(COST_CURRENCY)
     elif found.provided_cost is not None:
-        (key, raw), currency = found.provided_cost, rule_currency
+        (key, raw), cur = found.provided_cost, rule_currency
     else:
         return None, None, None
-    amount = money(raw)
+    amount = money.money(raw)
     if amount is None:
         anomalies.append(f"{key}={raw!r} is not a valid amount; ignored")
         return None, None, None
-    return amount, key, str(currency).upper() if currency else "USD"
-
-
-def money(raw) -> Decimal | None:
-    """A non-negative amount with at most 12 decimal places, from a number or numeric string."""
-    if isinstance(raw, bool) or raw is None:
-        return None
-    try:
-        d = Decimal(str(raw).strip())
-    except InvalidOperation:
-        return None
-    if not d.is_finite() or d < 0 or d >= MAX_AMOUNT:
-        return None
-    return d.quantize(COST_PLACES, rounding=ROUND_HALF_EVEN)
+    return amount, key, money.currency(cur)
 
 
 def unmapped_row(span, ids, scope, outer: "Outer", error: str) -> dict:
@@ -217,8 +258,7 @@ class Outer:
         self.alephant = merged
         self.foreign = context_only(resource_attrs)
         self.resource_attrs = resource_attrs
-        service = resource_attrs.get("service.name")
-        self.service_name = str(service) if service is not None else None
+        self.service_name = str(resource_attrs["service.name"]) if "service.name" in resource_attrs else None
         self.resource_json = dumps(without_secrets(resource_attrs))
 
 

@@ -1,28 +1,24 @@
-"""The queries behind the CLI's `cost` and `runs` commands (plain SQL over the public views)."""
+"""The queries behind the CLI (plain SQL over the public views and the roll-up builder)."""
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
 
 from ..errors import QueryError
+from ..store.rollups import Rollup, levels, property_level, quote
 
-# --by value -> (grouping columns, extra columns shown with each group)
-COST_GROUPS: dict[str, tuple[list[str], list[str]]] = {
-    "run": (["run_id"], [
-        "arg_min(session_id, start_time) FILTER (WHERE session_id IS NOT NULL) AS session_id",
-        "arg_min(agent_id, start_time) FILTER (WHERE agent_id IS NOT NULL) AS agent_id"]),
-    "session": (["session_id"], ["count(DISTINCT run_id) AS runs"]),
-    "agent": (["agent_id"], ["count(DISTINCT run_id) AS runs"]),
-    "user": (["user_id"], ["count(DISTINCT run_id) AS runs", "count(DISTINCT session_id) AS sessions"]),
-    "model": (["provider", "model"], []),
-    "prompt": (["prompt_id", "prompt_version"], ["count(DISTINCT run_id) AS runs"]),
-}
+LEVELS = levels()
+COST_GROUPS = [k for k in LEVELS if k != "daily"] + ["property.<name>"]
+MARGIN_GROUPS = ["endpoint", "agent", "workflow", "run"]
+FILTER_COLUMNS = {"run_id", "session_id", "agent_id", "user_id", "workflow_name", "endpoint_id", "department_id",
+                  "workspace_id", "virtual_key_id", "prompt_id", "prompt_version", "provider", "model",
+                  "tool_name", "step_kind"}
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_since(text: str, now: datetime | None = None) -> datetime:
+def parse_time(text: str, flag: str = "--since", now: datetime | None = None) -> datetime:
     """`24h`, `7d`, `30m`, `2w` (ago) or an ISO date/time (UTC unless it says otherwise)."""
     now = now or datetime.now(timezone.utc)
     m = _RELATIVE.match(text)
@@ -31,31 +27,59 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     try:
         dt = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise QueryError(f"--since {text!r}: use a duration like 24h, 7d, 30m or an ISO date/time") from None
+        raise QueryError(f"{flag} {text!r}: use a duration like 24h, 7d, 30m or an ISO date/time") from None
     if dt.tzinfo is not None:
         dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
     return dt
 
 
-def cost_sql(by: str, since: datetime | None = None) -> tuple[str, list]:
-    if by not in COST_GROUPS:
+parse_since = parse_time
+
+
+def level(by: str) -> Rollup:
+    if by.startswith("property."):
+        name = by[len("property."):]
+        if not name:
+            raise QueryError("--by property.<name> needs a property name")
+        return property_level(name)
+    if by not in LEVELS:
         raise QueryError(f"--by must be one of {', '.join(COST_GROUPS)}")
-    keys, extra = COST_GROUPS[by]
-    where, params = "", []
+    return LEVELS[by]
+
+
+def where_clause(since: datetime | None = None, until: datetime | None = None,
+                 workspace: str | None = None, where: list[str] | tuple = ()) -> str:
+    """A WHERE condition (inlined, quoted literals) over columns both steps and money have."""
+    parts = []
     if since is not None:
-        where, params = "WHERE start_time >= ?", [since]
-    key_sql = ", ".join(keys)
-    select = ", ".join(keys + extra)
-    sql = f"""
-SELECT {select}, count(*) AS steps,
-  count(*) FILTER (WHERE step_kind = 'model_call') AS model_calls,
-  coalesce(sum(total_tokens), 0) AS total_tokens,
-  coalesce(sum(model_cost), 0) AS cost,
-  count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced_steps
-FROM steps {where}
-GROUP BY {key_sql}
-ORDER BY cost DESC, steps DESC, {key_sql}"""
-    return sql, params
+        parts.append(f"start_time >= TIMESTAMP {quote(since.isoformat(sep=' '))}")
+    if until is not None:
+        parts.append(f"start_time < TIMESTAMP {quote(until.isoformat(sep=' '))}")
+    if workspace is not None:
+        parts.append(f"workspace_id = {quote(workspace)}")
+    for w in where:
+        key, sep, value = w.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise QueryError(f"--where {w!r}: use property.<name>=<value> or <column>=<value>")
+        if key.startswith("property.") and len(key) > 9:
+            parts.append(f"properties->>{quote(key[9:])} = {quote(value)}")
+        elif key in FILTER_COLUMNS:
+            parts.append(f"{key} = {quote(value)}")
+        else:
+            raise QueryError(f"--where {key!r}: filter on property.<name> or one of {', '.join(sorted(FILTER_COLUMNS))}")
+    return " AND ".join(parts)
+
+
+def cost_sql(by: str, since=None, until=None, workspace=None, where=()) -> tuple[str, list]:
+    lv = level(by)
+    return lv.sql(where_clause(since, until, workspace, where), order="cost DESC, step_count DESC"), []
+
+
+def margin_sql(by: str, since=None, until=None, workspace=None, where=()) -> tuple[str, list]:
+    if by not in MARGIN_GROUPS:
+        raise QueryError(f"--by must be one of {', '.join(MARGIN_GROUPS)}")
+    return LEVELS[by].sql(where_clause(since, until, workspace, where), order="margin ASC, cost DESC"), []
 
 
 def runs_sql(session: str | None = None, limit: int = 100) -> tuple[str, list]:
@@ -63,5 +87,56 @@ def runs_sql(session: str | None = None, limit: int = 100) -> tuple[str, list]:
     if session is not None:
         where, params = "WHERE session_id = ?", [session]
     return (f"SELECT run_id, session_id, agent_id, start_time, duration_ms, step_count, model_calls,"
-            f" tool_calls, error_count, total_tokens, cost, unpriced_steps FROM runs {where}"
+            f" tool_calls, error_count, total_tokens, currency, cost, revenue, margin, unpriced_steps FROM runs {where}"
             f" ORDER BY start_time DESC LIMIT {int(limit)}", params)
+
+
+RUN_STEPS_SQL = """
+SELECT span_id, parent_span_id, trace_id, step_kind, name, operation, start_time, duration_ms, status,
+  model, tool_name, total_tokens, model_cost, tool_cost, payment_spend, fees, revenue, money_currency,
+  total_cost, cost_source, policy_decision, retry_attempt
+FROM steps WHERE run_id = ? ORDER BY start_time, span_id"""
+
+SESSION_STEPS_SQL = """
+SELECT run_id, span_id, session_path, start_time, end_time, duration_ms, status,
+  model_cost, tool_cost, payment_spend, fees, revenue, money_currency, total_cost
+FROM steps WHERE session_id = ? ORDER BY start_time"""
+
+
+def tree(rows: list[dict]) -> list[dict]:
+    """Nest step rows by parent_span_id (within a trace); roots first, children in time order.
+    A step whose parent is not in the run is a root."""
+    by_id = {(r["trace_id"], r["span_id"]): {**r, "children": []} for r in rows}
+    roots = []
+    for r in by_id.values():
+        parent = by_id.get((r["trace_id"], r["parent_span_id"])) if r["parent_span_id"] else None
+        (parent["children"] if parent else roots).append(r)
+    return roots
+
+
+def path_tree(rows: list[dict]) -> dict:
+    """Helicone-style session tree from `session_path` segments: a node per segment, with its
+    descendants' latency (last end - first start), cost (per currency) and step count."""
+    root = {"segment": "/", "path": "/", "children": {}, "steps": 0, "start": None, "end": None, "cost": {}}
+    for r in rows:
+        parts = [p for p in (r["session_path"] or "").split("/") if p]
+        node = root
+        nodes = [root]
+        for i, seg in enumerate(parts):
+            node = node["children"].setdefault(seg, {"segment": seg, "path": "/" + "/".join(parts[:i + 1]),
+                                                     "children": {}, "steps": 0, "start": None, "end": None, "cost": {}})
+            nodes.append(node)
+        for n in nodes:
+            n["steps"] += 1
+            if r["start_time"] is not None:
+                n["start"] = r["start_time"] if n["start"] is None else min(n["start"], r["start_time"])
+            if r["end_time"] is not None:
+                n["end"] = r["end_time"] if n["end"] is None else max(n["end"], r["end_time"])
+            if r["total_cost"] is not None and r["money_currency"]:
+                n["cost"][r["money_currency"]] = n["cost"].get(r["money_currency"], 0) + r["total_cost"]
+
+    def finish(n):
+        n["latency_ms"] = (n["end"] - n["start"]).total_seconds() * 1000 if n["start"] and n["end"] else None
+        n["children"] = [finish(c) for c in n["children"].values()]
+        return n
+    return finish(root)

@@ -35,17 +35,22 @@ class RemoteSource:
         self.info = info
         self.timeout = timeout
         self.channel = grpc.insecure_channel(info.grpc_address)
-        self._call = self.channel.unary_unary(f"/{QUERY_SERVICE}/Sql")
 
     def query(self, sql: str, params=None) -> pa.Table:
         body = orjson.dumps({"sql": sql, "params": list(params or [])}, default=str)
+        return pa.ipc.open_stream(self._rpc("Sql", body)).read_all()
+
+    def reprice(self, request: dict) -> dict:
+        return orjson.loads(self._rpc("Reprice", orjson.dumps(request)))
+
+    def _rpc(self, method: str, body: bytes) -> bytes:
+        call = self.channel.unary_unary(f"/{QUERY_SERVICE}/{method}")
         try:
-            data = self._call(body, timeout=self.timeout, metadata=((TOKEN_HEADER, self.info.token),))
+            return call(body, timeout=self.timeout, metadata=((TOKEN_HEADER, self.info.token),))
         except grpc.RpcError as exc:
             if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise ConnectionError(exc.details()) from None
             raise QueryError(exc.details()) from None
-        return pa.ipc.open_stream(data).read_all()
 
     def close(self) -> None:
         self.channel.close()

@@ -17,7 +17,7 @@ import orjson
 import pyarrow as pa
 import duckdb
 
-from ..errors import DecodeError
+from ..errors import AlephantError, DecodeError
 from ..otlp import ExportTraceServiceResponse
 from .pipeline import Overloaded, Pipeline, StoreUnavailable
 
@@ -83,6 +83,28 @@ def _query_handler(pipeline: Pipeline, token: str):
     return sql
 
 
+def _reprice_handler(pipeline: Pipeline, token: str):
+    from ..price_list import PriceList
+    from ..query.queries import parse_time
+
+    def reprice(data: bytes, context: grpc.ServicerContext) -> bytes:
+        if dict(context.invocation_metadata()).get(TOKEN_HEADER) != token:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong admin token")
+        try:
+            req = orjson.loads(data)
+            prices = PriceList.parse(req["prices"], req.get("prices_name") or "<prices>") if req.get("prices") else pipeline.prices
+            since = parse_time(req["since"], "--since") if req.get("since") else None
+            until = parse_time(req["until"], "--until") if req.get("until") else None
+            prefer = req.get("prefer") or pipeline.cost_preference
+        except (AlephantError, ValueError, KeyError, TypeError) as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        n = pipeline.run_in_writer(lambda store: store.reprice(prices, prefer, since, until))
+        if req.get("prices"):
+            pipeline.prices = prices  # what is received from now on is priced the same way
+        return orjson.dumps({"repriced": n, "price_source": prices.source if prices else None})
+    return reprice
+
+
 class GrpcReceiver:
     def __init__(self, pipeline: Pipeline, host: str = "127.0.0.1", port: int = 4317,
                  admin_token: str | None = None, max_workers: int = 16):
@@ -95,7 +117,8 @@ class GrpcReceiver:
         handlers = {"Export": grpc.unary_unary_rpc_method_handler(_export_handler(pipeline))}
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(EXPORT_SERVICE, handlers),))
         if admin_token:
-            q = {"Sql": grpc.unary_unary_rpc_method_handler(_query_handler(pipeline, admin_token))}
+            q = {"Sql": grpc.unary_unary_rpc_method_handler(_query_handler(pipeline, admin_token)),
+                 "Reprice": grpc.unary_unary_rpc_method_handler(_reprice_handler(pipeline, admin_token))}
             self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(QUERY_SERVICE, q),))
         addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.port = self.server.add_insecure_port(addr)

@@ -40,10 +40,11 @@ class ExportResult:
 
 class Pipeline:
     def __init__(self, store: Store, max_queued: int = 64, max_group_spans: int = 50_000,
-                 enqueue_timeout: float = 5.0, rules=None, cost_preference: str = "provided"):
+                 enqueue_timeout: float = 5.0, rules=None, cost_preference: str = "provided", prices=None):
         self.store = store
         self.rules = rules
         self.cost_preference = cost_preference
+        self.prices = prices
         self.max_group_spans = max_group_spans
         self.enqueue_timeout = enqueue_timeout
         self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
@@ -56,7 +57,7 @@ class Pipeline:
 
     def map(self, data: bytes, metadata=None) -> MappedBatch:
         batch = map_request(decode_request(data), metadata, self.rules)
-        price_steps(batch.steps, self.cost_preference)
+        price_steps(batch.steps, self.cost_preference, self.prices)
         return batch
 
     def export(self, data: bytes, metadata=None, timeout: float | None = 60.0) -> ExportResult:
@@ -73,6 +74,13 @@ class Pipeline:
         return ExportResult(result.inserted, result.duplicates, batch.rejected_count,
                             batch.error_message() if batch.rejected_count else "")
 
+    def run_in_writer(self, job, timeout: float | None = 600.0):
+        """Run `job(store)` on the writer thread (the only one that may write) and return its
+        result; used for maintenance such as repricing while serving."""
+        fut: Future = Future()
+        self._queue.put((job, fut), timeout=self.enqueue_timeout)
+        return fut.result(timeout=timeout)
+
     def stop(self) -> None:
         """Drain what is queued, then stop the writer thread."""
         if self._thread.is_alive():
@@ -85,6 +93,9 @@ class Pipeline:
             item = self._queue.get()
             if item is None:
                 return
+            if callable(item[0]):
+                self._run_job(*item)
+                continue
             group = [item]
             spans = len(item[0].steps)
             stop = False
@@ -96,11 +107,24 @@ class Pipeline:
                 if nxt is None:
                     stop = True
                     break
+                if callable(nxt[0]):
+                    if group:
+                        self._commit(group)
+                    group, spans = [], 0
+                    self._run_job(*nxt)
+                    continue
                 group.append(nxt)
                 spans += len(nxt[0].steps)
-            self._commit(group)
+            if group:
+                self._commit(group)
             if stop:
                 return
+
+    def _run_job(self, job, fut: Future) -> None:
+        try:
+            fut.set_result(job(self.store))
+        except Exception as exc:
+            fut.set_exception(exc)
 
     def _commit(self, group) -> None:
         try:

@@ -15,10 +15,10 @@ class Server:
     """Everything `alephant-otel serve` runs, usable in-process (tests, embedding)."""
 
     def __init__(self, db_path: str, host: str = "127.0.0.1", grpc_port: int = 4317,
-                 rules=None, cost_preference: str = "provided"):
+                 rules=None, cost_preference: str = "provided", prices=None):
         self.db_path = db_path
         self.store = Store(db_path)
-        self.pipeline = Pipeline(self.store, rules=rules, cost_preference=cost_preference)
+        self.pipeline = Pipeline(self.store, rules=rules, cost_preference=cost_preference, prices=prices)
         self.info = None
         self.admin_token = secrets.token_urlsafe(24)
         try:

@@ -14,12 +14,43 @@ RUN_ID = "alephant.run.id"
 REQUEST_ID = "alephant.request.id"
 PROMPT_ID = "alephant.prompt.id"
 PROMPT_VERSION = "alephant.prompt.version"
+WORKFLOW_NAME = "alephant.workflow.name"
+ENDPOINT_ID = "alephant.endpoint.id"
+BUDGET_SCOPE = "alephant.budget.scope"
+BUDGET_ID = "alephant.budget.id"
+BUDGET_LIMIT = "alephant.budget.limit"
+BUDGET_CONSUMED = "alephant.budget.consumed"
+BUDGET_REMAINING = "alephant.budget.remaining"
 PROPERTY_PREFIX = "alephant.property."
 COST_AMOUNT = "alephant.cost.amount"
 COST_CURRENCY = "alephant.cost.currency"
+PAYMENT_AMOUNT = "alephant.payment.amount"
+PAYMENT_CURRENCY = "alephant.payment.currency"
+PAYMENT_DIRECTION = "alephant.payment.direction"
+PAYMENT_RAIL = "alephant.payment.rail"
+PAYMENT_STATUS = "alephant.payment.status"
+REVENUE_AMOUNT = "alephant.revenue.amount"
+REVENUE_CURRENCY = "alephant.revenue.currency"
+FEE_AMOUNT = "alephant.fee.amount"
+FEE_CURRENCY = "alephant.fee.currency"
+POLICY_DECISION = "alephant.policy.decision"
+POLICY_ID = "alephant.policy.id"
+POLICY_REASON = "alephant.policy.reason"
+RETRY_ATTEMPT = "alephant.retry.attempt"
 STEP_KIND = "alephant.step.kind"
 
 STEP_KINDS = ('model_call', 'tool_call', 'api_call', 'payment', 'policy_check', 'workflow_action')
+
+ENUM_VALUES = {'alephant.budget.scope': ('workspace', 'department', 'agent', 'member', 'virtual_key'),
+ 'alephant.payment.direction': ('outbound', 'inbound'),
+ 'alephant.payment.status': ('verified', 'settled', 'failed', 'refunded'),
+ 'alephant.policy.decision': ('allowed', 'blocked', 'throttled', 'escalated'),
+ 'alephant.step.kind': ('model_call',
+                        'tool_call',
+                        'api_call',
+                        'payment',
+                        'policy_check',
+                        'workflow_action')}
 
 CONTEXT_ATTRIBUTES = {'alephant.workspace.id': 'workspace_id',
  'alephant.department.id': 'department_id',
@@ -33,10 +64,30 @@ CONTEXT_ATTRIBUTES = {'alephant.workspace.id': 'workspace_id',
  'alephant.run.id': 'run_id',
  'alephant.request.id': 'request_id',
  'alephant.prompt.id': 'prompt_id',
- 'alephant.prompt.version': 'prompt_version'}
+ 'alephant.prompt.version': 'prompt_version',
+ 'alephant.workflow.name': 'workflow_name',
+ 'alephant.endpoint.id': 'endpoint_id',
+ 'alephant.budget.scope': 'budget_scope',
+ 'alephant.budget.id': 'budget_id',
+ 'alephant.budget.limit': 'budget_limit',
+ 'alephant.budget.consumed': 'budget_consumed',
+ 'alephant.budget.remaining': 'budget_remaining'}
 
 STEP_ATTRIBUTES = {'alephant.cost.amount': 'provided_cost',
  'alephant.cost.currency': 'provided_cost_currency',
+ 'alephant.payment.amount': 'payment_amount',
+ 'alephant.payment.currency': 'payment_currency',
+ 'alephant.payment.direction': 'payment_direction',
+ 'alephant.payment.rail': 'payment_rail',
+ 'alephant.payment.status': 'payment_status',
+ 'alephant.revenue.amount': 'revenue_amount',
+ 'alephant.revenue.currency': 'revenue_currency',
+ 'alephant.fee.amount': 'fee_amount',
+ 'alephant.fee.currency': 'fee_currency',
+ 'alephant.policy.decision': 'policy_decision',
+ 'alephant.policy.id': 'policy_id',
+ 'alephant.policy.reason': 'policy_reason',
+ 'alephant.retry.attempt': 'retry_attempt',
  'alephant.step.kind': 'step_kind'}
 
 INHERITED_FIELDS = ('workspace_id',
@@ -51,6 +102,13 @@ INHERITED_FIELDS = ('workspace_id',
  'run_id',
  'prompt_id',
  'prompt_version',
+ 'workflow_name',
+ 'endpoint_id',
+ 'budget_scope',
+ 'budget_id',
+ 'budget_limit',
+ 'budget_consumed',
+ 'budget_remaining',
  'properties')
 
 HEADER_ATTRIBUTES = {'x-request-id': 'alephant.request.id',
@@ -105,6 +163,7 @@ CONVENTIONS = {'vercel_ai': {'convention': 'vercel_ai',
                                         'userId': 'user_id',
                                         'user_id': 'user_id',
                                         'userID': 'user_id'}}],
+               'context': {'workflow_name': ['ai.telemetry.functionId']},
                'fields': {'provider': ['ai.model.provider'],
                           'request_model': ['ai.model.id'],
                           'response_model': ['ai.response.model'],
@@ -188,7 +247,8 @@ CONVENTIONS = {'vercel_ai': {'convention': 'vercel_ai',
                              'fields': {'session_id': 'session_id',
                                         'user_id': 'user_id',
                                         'customer_id': 'user_id'}}],
-               'context': {'prompt_id': ['traceloop.prompt.key'],
+               'context': {'workflow_name': ['traceloop.workflow.name'],
+                           'prompt_id': ['traceloop.prompt.key'],
                            'prompt_version': ['traceloop.prompt.version']},
                'fields': {'provider': ['llm.vendor'],
                           'request_model': ['llm.request.model'],
@@ -240,7 +300,8 @@ CONVENTIONS = {'vercel_ai': {'convention': 'vercel_ai',
             'context': {'session_id': ['gen_ai.conversation.id'],
                         'agent_id': ['gen_ai.agent.id', 'gen_ai.agent.name'],
                         'agent_name': ['gen_ai.agent.name'],
-                        'prompt_id': ['gen_ai.prompt.name']},
+                        'prompt_id': ['gen_ai.prompt.name'],
+                        'workflow_name': ['gen_ai.workflow.name']},
             'fields': {'operation': ['gen_ai.operation.name'],
                        'provider': ['gen_ai.provider.name', 'gen_ai.system'],
                        'request_model': ['gen_ai.request.model'],
@@ -288,8 +349,34 @@ CONVENTIONS = {'vercel_ai': {'convention': 'vercel_ai',
                                  'mistral': 'mistral_ai',
                                  'mistralai': 'mistral_ai',
                                  'watsonx': 'ibm.watsonx.ai',
-                                 'moonshot': 'moonshot_ai'}},
+                                 'moonshot': 'moonshot_ai'},
+            'guardrail': {'policy_id': ['gen_ai.guardrail.policy.id'],
+                          'result_type': ['gen_ai.guardrail.result.type'],
+                          'result_value': ['gen_ai.guardrail.result.value'],
+                          'reason': ['gen_ai.guardrail.result.reason'],
+                          'event': 'gen_ai.guardrail.result',
+                          'decisions': {'blocked': ['blocked',
+                                                    'block',
+                                                    'deny',
+                                                    'denied',
+                                                    'guardrail_intervened',
+                                                    'intervened',
+                                                    'tripwire_triggered',
+                                                    'true',
+                                                    'flagged',
+                                                    'high'],
+                                        'allowed': ['allowed',
+                                                    'allow',
+                                                    'none',
+                                                    'pass',
+                                                    'passed',
+                                                    'false',
+                                                    'safe',
+                                                    'low'],
+                                        'escalated': ['ask', 'escalated', 'review'],
+                                        'throttled': ['throttled', 'rate_limited']}}},
  'generic': {'convention': 'generic',
+             'retry_attempt': ['http.request.resend_count'],
              'context': {'session_id': ['session.id'], 'user_id': ['user.id', 'enduser.id']},
              'metadata_json': [{'key': 'metadata',
                                 'fields': {'session_id': 'session_id', 'user_id': 'user_id'}}]}}

@@ -21,6 +21,11 @@ class Store:
     def write(self, steps: list[dict], rejected=()) -> WriteResult:
         return self.writer.write(steps, rejected)
 
+    def reprice(self, prices, prefer: str = "provided", since=None, until=None) -> int:
+        """Recompute computed costs in [since, until) with `prices` (see store/reprice.py)."""
+        from .reprice import reprice
+        return reprice(self.con, prices, prefer, since, until)
+
     def query(self, sql: str, params=None) -> pa.Table:
         cur = self.con.cursor()
         try:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from ..inherit import RESOLVED_FIELDS
+
 SCHEMA_VERSION = 1
 
 # (column, DuckDB type, Arrow type) of _spans, in order.
 _S, _I, _F, _T = pa.string(), pa.int64(), pa.float64(), pa.timestamp("us")
+_D = pa.decimal128(18, 12)
 SPAN_COLUMNS: list[tuple[str, str, pa.DataType]] = [
     ("trace_id", "VARCHAR NOT NULL", _S),
     ("span_id", "VARCHAR NOT NULL", _S),
@@ -35,9 +38,9 @@ SPAN_COLUMNS: list[tuple[str, str, pa.DataType]] = [
     ("cache_write_tokens", "BIGINT", _I),
     ("output_tokens", "BIGINT", _I),
     ("reasoning_tokens", "BIGINT", _I),
-    ("model_cost", "DECIMAL(18,12)", pa.decimal128(18, 12)),
-    ("computed_cost", "DECIMAL(18,12)", pa.decimal128(18, 12)),
-    ("provided_cost", "DECIMAL(18,12)", pa.decimal128(18, 12)),
+    ("model_cost", "DECIMAL(18,12)", _D),
+    ("computed_cost", "DECIMAL(18,12)", _D),
+    ("provided_cost", "DECIMAL(18,12)", _D),
     ("provided_cost_source", "VARCHAR", _S),
     ("provided_cost_currency", "VARCHAR", _S),
     ("cost_source", "VARCHAR", _S),
@@ -46,6 +49,24 @@ SPAN_COLUMNS: list[tuple[str, str, pa.DataType]] = [
     ("priced_model", "VARCHAR", _S),
     ("priced_provider", "VARCHAR", _S),
     ("price_source", "VARCHAR", _S),
+    ("api_host", "VARCHAR", _S),
+    ("api_method", "VARCHAR", _S),
+    ("tool_cost", "DECIMAL(18,12)", _D),
+    ("tool_cost_currency", "VARCHAR", _S),
+    ("payment_amount", "DECIMAL(18,12)", _D),
+    ("payment_currency", "VARCHAR", _S),
+    ("payment_direction", "VARCHAR", _S),
+    ("payment_rail", "VARCHAR", _S),
+    ("payment_status", "VARCHAR", _S),
+    ("revenue_amount", "DECIMAL(18,12)", _D),
+    ("revenue_currency", "VARCHAR", _S),
+    ("fee_amount", "DECIMAL(18,12)", _D),
+    ("fee_currency", "VARCHAR", _S),
+    ("policy_decision", "VARCHAR", _S),
+    ("policy_id", "VARCHAR", _S),
+    ("policy_reason", "VARCHAR", _S),
+    ("policy_verdict", "VARCHAR", _S),
+    ("retry_attempt", "INTEGER", pa.int32()),
     ("workspace_id", "VARCHAR", _S),
     ("department_id", "VARCHAR", _S),
     ("agent_id", "VARCHAR", _S),
@@ -59,6 +80,13 @@ SPAN_COLUMNS: list[tuple[str, str, pa.DataType]] = [
     ("request_id", "VARCHAR", _S),
     ("prompt_id", "VARCHAR", _S),
     ("prompt_version", "VARCHAR", _S),
+    ("workflow_name", "VARCHAR", _S),
+    ("endpoint_id", "VARCHAR", _S),
+    ("budget_scope", "VARCHAR", _S),
+    ("budget_id", "VARCHAR", _S),
+    ("budget_limit", "VARCHAR", _S),
+    ("budget_consumed", "VARCHAR", _S),
+    ("budget_remaining", "VARCHAR", _S),
     ("properties", "VARCHAR", _S),
     ("service_name", "VARCHAR", _S),
     ("scope_name", "VARCHAR", _S),
@@ -70,15 +98,14 @@ SPAN_COLUMNS: list[tuple[str, str, pa.DataType]] = [
     ("convention", "VARCHAR", _S),
     ("anomalies", "VARCHAR", _S),
     ("mapping_error", "VARCHAR", _S),
+    ("derived_from", "VARCHAR", _S),
     ("context_tiers", "VARCHAR", _S),
     ("received_at", "TIMESTAMP", _T),
 ]
 SPAN_COLUMN_NAMES = [c for c, _, _ in SPAN_COLUMNS]
 ARROW_SCHEMA = pa.schema([(c, t) for c, _, t in SPAN_COLUMNS])
 
-CONTEXT_COLUMNS = ["workspace_id", "department_id", "agent_id", "agent_name", "virtual_key_id", "user_id",
-                   "session_id", "session_path", "session_name", "run_id", "prompt_id",
-                   "prompt_version", "properties"]
+CONTEXT_COLUMNS = list(RESOLVED_FIELDS)  # the resolved run context (inherit.py)
 
 DDL = [
     "CREATE TABLE IF NOT EXISTS _meta (key VARCHAR PRIMARY KEY, value VARCHAR)",

@@ -2,10 +2,13 @@
 
 Each view is (description, SELECT, {column: description}); the descriptions are written into the
 file as DuckDB comments (see `duckdb_columns()`), and README.md documents the same columns.
+Roll-up views come from rollups.py, one row per group and currency.
 """
 from __future__ import annotations
 
-_TOKENS = ["input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens"]
+from .rollups import (
+    COMMON_DOCS, MONEY_SQL, PAYMENT_SPEND, REVENUE, REVENUE_CURRENCY, TOKENS, Rollup, levels,
+)
 
 STEP_COLUMNS = {
     "trace_id": "OTel trace id, 32 lowercase hex digits.",
@@ -55,122 +58,121 @@ STEP_COLUMNS = {
     "priced_model": "Model id the price was taken for (genai-prices id).",
     "priced_provider": "Provider id the price was taken for.",
     "price_source": "Price table used, with its version.",
+    "workflow_name": "Workflow (alephant.workflow.name, gen_ai.workflow.name, traceloop.workflow.name, ai.telemetry.functionId), inherited.",
+    "endpoint_id": "Paid endpoint (alephant.endpoint.id) whose call the step belongs to, inherited.",
+    "budget_scope": "Budget scope (workspace, department, agent, member, virtual_key), inherited.",
+    "budget_id": "Budget id, inherited.",
+    "budget_limit": "Budget limit in USD as the gateway saw it, inherited.",
+    "budget_consumed": "Budget consumed in USD when the span was recorded, inherited.",
+    "budget_remaining": "Budget remaining in USD when the span was recorded, inherited.",
+    "api_host": "Host of an api_call (server.address, url.full), used to price external APIs.",
+    "api_method": "HTTP or RPC method of an api_call.",
+    "tool_cost": "Cost of a tool or API call (provided, or from a price list), or a cost another non-model step brought.",
+    "tool_cost_currency": "Currency of tool_cost.",
+    "payment_amount": "Amount of a payment event (alephant.payment.amount).",
+    "payment_currency": "Currency of the payment.",
+    "payment_direction": "outbound (spend) or inbound (revenue).",
+    "payment_rail": "Payment rail, e.g. x402.",
+    "payment_status": "verified, settled, failed or refunded (NULL: taken as settled).",
+    "payment_spend": "Money spent by this step: outbound payments that count (refunds negative), in payment_currency.",
+    "revenue": "Revenue of this step: inbound payments that count, else alephant.revenue.amount (once), in revenue_currency.",
+    "revenue_currency": "Currency of revenue.",
+    "fees": "Fees of this step (alephant.fee.amount), in fee_currency.",
+    "fee_currency": "Currency of fees.",
+    "total_cost": "model_cost + tool_cost + payment_spend + fees, when they share one currency (money_currency); NULL when they do not.",
+    "margin_contribution": "revenue - total_cost, when they share one currency.",
+    "money_currency": "The one currency of this step's amounts; NULL when it has none or several.",
+    "policy_decision": "allowed, blocked, throttled or escalated (alephant.policy.decision, or a guardrail verdict we recognise).",
+    "policy_id": "Policy that decided.",
+    "policy_reason": "Why it decided so.",
+    "policy_verdict": "The native guardrail verdict (gen_ai.guardrail.result.type=value), kept as sent.",
+    "retry_attempt": "Retry attempt (alephant.retry.attempt, http.request.resend_count); 0 or NULL for a first try.",
+    "derived_from": "For a step made from a span event (a payment or policy decision a gateway recorded as an event): which event of which span.",
     "properties": "Custom properties (alephant.property.<name>, alephant-property-<name>) as JSON, inherited name by name.",
     "convention": "Conventions the step was mapped from, first wins: rules, alephant, vercel_ai, openinference, traceloop, langsmith, pydantic_ai, openlit, gen_ai, generic.",
     "anomalies": "JSON list of values that were flagged and left out (e.g. negative token counts).",
     "mapping_error": "Why the span could not be mapped (it is stored raw).",
 }
 
-STEPS_SQL = "SELECT " + ", ".join(
-    "CAST(properties AS JSON) AS properties" if c == "properties"
-    else "CAST(anomalies AS JSON) AS anomalies" if c == "anomalies"
-    else "provided_cost - computed_cost AS cost_difference" if c == "cost_difference"
-    else "CASE WHEN " + " IS NULL AND ".join(_TOKENS) + " IS NULL THEN NULL ELSE "
-         + " + ".join(f"coalesce({t}, 0)" for t in _TOKENS) + " END AS total_tokens" if c == "total_tokens"
-    else c
-    for c in STEP_COLUMNS) + " FROM _spans"
+_DERIVED = {
+    "total_tokens": "CASE WHEN " + " IS NULL AND ".join(TOKENS) + " IS NULL THEN NULL ELSE "
+                    + " + ".join(f"coalesce({t}, 0)" for t in TOKENS) + " END",
+    "payment_spend": PAYMENT_SPEND,
+    "revenue": REVENUE,
+    "revenue_currency": REVENUE_CURRENCY,
+    "fees": "fee_amount",
+    "cost_difference": "provided_cost - computed_cost",
+    "properties": "CAST(properties AS JSON)",
+    "anomalies": "CAST(anomalies AS JSON)",
+    **{b: f"TRY_CAST({b} AS DECIMAL(18, 6))" for b in ("budget_limit", "budget_consumed", "budget_remaining")},
+}
+_CCYS = ("list_distinct(list_filter([CASE WHEN model_cost IS NOT NULL THEN currency END,"
+         " CASE WHEN tool_cost IS NOT NULL THEN tool_cost_currency END,"
+         " CASE WHEN payment_spend IS NOT NULL THEN payment_currency END,"
+         " CASE WHEN fees IS NOT NULL THEN fee_currency END,"
+         " CASE WHEN revenue IS NOT NULL THEN revenue_currency END], x -> x IS NOT NULL))")
+_COST = " + ".join(f"coalesce({c}, 0)" for c in ("model_cost", "tool_cost", "payment_spend", "fees"))
+_TOTALS = {
+    "money_currency": "CASE WHEN len(_ccys) = 1 THEN _ccys[1] END",
+    "total_cost": f"CASE WHEN len(_ccys) <= 1 THEN {_COST} END",
+    "margin_contribution": f"CASE WHEN len(_ccys) <= 1 THEN coalesce(revenue, 0) - ({_COST}) END",
+}
+_INNER = [f"{_DERIVED[c]} AS {c}" if c in _DERIVED else c for c in STEP_COLUMNS if c not in _TOTALS]
+# three layers: stored and derived columns; the step's currencies; totals in its one currency
+STEPS_SQL = ("SELECT " + ", ".join(c if c not in _TOTALS else f"{_TOTALS[c]} AS {c}" for c in STEP_COLUMNS)
+             + " FROM (SELECT *, " + _CCYS + " AS _ccys FROM (SELECT " + ", ".join(_INNER) + " FROM _spans))")
 
-_TOKEN_SUMS = ", ".join(f"coalesce(sum({t}), 0) AS {t}" for t in _TOKENS)
-_TOTAL = " + ".join(f"coalesce(sum({t}), 0)" for t in _TOKENS)
 
-RUN_COLUMNS = {
-    "run_id": "Run id.",
-    "session_id": "Session of the run's earliest step that has one.",
-    "agent_id": "Agent of the run's earliest step that has one.",
-    "user_id": "User of the run's earliest step that has one.",
-    "workspace_id": "Workspace of the run's earliest step that has one.",
-    "start_time": "First step start.",
-    "end_time": "Last step end.",
-    "duration_ms": "end_time - start_time in milliseconds.",
-    "trace_count": "Number of traces the run spans.",
-    "step_count": "Number of steps.",
-    "model_calls": "Steps of kind model_call.",
-    "tool_calls": "Steps of kind tool_call.",
-    "error_count": "Steps with status ERROR.",
-    **{t: f"Sum of {t}." for t in _TOKENS},
-    "total_tokens": "Sum of all token buckets.",
-    "cost": "Total cost (today: model cost) in USD.",
-    "model_cost": "Sum of model_cost.",
-    "unpriced_steps": "Model calls that could not be priced (their cost is missing from cost).",
+def _rollup_view(level: Rollup, doc_keys: dict[str, str]) -> dict[str, str]:
+    docs = {**{n: doc for _, n, doc in level.stats}, **COMMON_DOCS, **doc_keys}
+    return {c: docs[c] for c in level.columns()}
+
+
+_LEVELS = levels()
+ROLLUP_VIEWS = {
+    "runs": ("One row per run (and currency).", "run", {"run_id": "Run id."}),
+    "sessions": ("One row per session (and currency); steps without a session are not in it.", "session",
+                 {"session_id": "Session id."}),
+    "agents": ("One row per agent (and currency); the row with a NULL agent holds unattributed steps.", "agent",
+               {"agent_id": "Agent id (NULL: steps no agent is attributed to)."}),
+    "workflows": ("One row per workflow (and currency).", "workflow", {"workflow_name": "Workflow name (NULL: steps outside any workflow)."}),
+    "endpoints": ("One row per paid endpoint (and currency): calls, revenue, cost, margin, success rate, latency.",
+                  "endpoint", {"endpoint_id": "Paid endpoint id (NULL: steps outside any endpoint call)."}),
+    "prompts": ("One row per prompt id and version (and currency).", "prompt",
+                {"prompt_id": "Prompt template id.", "prompt_version": "Prompt template version."}),
+    "departments": ("One row per department (and currency).", "department", {"department_id": "Department id."}),
+    "workspaces": ("One row per workspace (and currency).", "workspace", {"workspace_id": "Workspace id."}),
+    "daily_costs": ("One row per day, workspace, agent and model (and currency).", "daily",
+                    {"day": "Day (UTC) the steps started.", "workspace_id": "Workspace id.", "agent_id": "Agent id.",
+                     "model": "Model (NULL for steps that are not model calls)."}),
 }
 
-RUNS_SQL = f"""
-SELECT run_id,
-  arg_min(session_id, start_time) FILTER (WHERE session_id IS NOT NULL) AS session_id,
-  arg_min(agent_id, start_time) FILTER (WHERE agent_id IS NOT NULL) AS agent_id,
-  arg_min(user_id, start_time) FILTER (WHERE user_id IS NOT NULL) AS user_id,
-  arg_min(workspace_id, start_time) FILTER (WHERE workspace_id IS NOT NULL) AS workspace_id,
-  min(start_time) AS start_time, max(end_time) AS end_time,
-  date_diff('microsecond', min(start_time), max(end_time)) / 1000.0 AS duration_ms,
-  count(DISTINCT trace_id) AS trace_count,
-  count(*) AS step_count,
-  count(*) FILTER (WHERE step_kind = 'model_call') AS model_calls,
-  count(*) FILTER (WHERE step_kind = 'tool_call') AS tool_calls,
-  count(*) FILTER (WHERE status = 'ERROR') AS error_count,
-  {_TOKEN_SUMS}, {_TOTAL} AS total_tokens,
-  coalesce(sum(model_cost), 0) AS cost,
-  coalesce(sum(model_cost), 0) AS model_cost,
-  count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced_steps
-FROM _spans GROUP BY run_id"""
-
-SESSION_COLUMNS = {
-    "session_id": "Session id (steps without a session are not in this view).",
-    "session_name": "Session name of the earliest step that has one.",
-    "workspace_id": "Workspace of the earliest step that has one.",
-    "agent_id": "Agent of the earliest step that has one.",
-    "run_count": "Number of runs.",
-    "step_count": "Number of steps.",
-    "error_count": "Steps with status ERROR.",
-    "start_time": "First step start.",
-    "end_time": "Last step end.",
-    "duration_ms": "end_time - start_time in milliseconds.",
-    "total_tokens": "Sum of all token buckets.",
-    "cost": "Total cost (today: model cost) in USD.",
-    "unpriced_steps": "Model calls that could not be priced.",
+MONEY_COLUMNS_DOC = {
+    **{k: f"The step's {k} (see steps)." for k in
+       ["trace_id", "span_id", "run_id", "session_id", "agent_id", "user_id", "workflow_name", "endpoint_id",
+        "department_id", "workspace_id", "virtual_key_id", "prompt_id", "prompt_version", "provider", "model",
+        "tool_name", "api_host", "step_kind", "start_time", "retry_attempt", "properties"]},
+    "component": "model_cost, tool_cost, payment_spend, fees or revenue.",
+    "amount": "The amount (payment_spend and revenue are negative for refunds).",
+    "currency": "Its currency.",
 }
 
-SESSIONS_SQL = f"""
-SELECT session_id,
-  arg_min(session_name, start_time) FILTER (WHERE session_name IS NOT NULL) AS session_name,
-  arg_min(workspace_id, start_time) FILTER (WHERE workspace_id IS NOT NULL) AS workspace_id,
-  arg_min(agent_id, start_time) FILTER (WHERE agent_id IS NOT NULL) AS agent_id,
-  count(DISTINCT run_id) AS run_count, count(*) AS step_count,
-  count(*) FILTER (WHERE status = 'ERROR') AS error_count,
-  min(start_time) AS start_time, max(end_time) AS end_time,
-  date_diff('microsecond', min(start_time), max(end_time)) / 1000.0 AS duration_ms,
-  {_TOTAL} AS total_tokens,
-  coalesce(sum(model_cost), 0) AS cost,
-  count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced_steps
-FROM _spans WHERE session_id IS NOT NULL GROUP BY session_id"""
-
-AGENT_COLUMNS = {
-    "agent_id": "Agent id; one row with NULL holds the steps no agent is attributed to.",
-    "agent_name": "Agent name of the earliest step that has one.",
-    "workspace_id": "Workspace of the earliest step that has one.",
-    "session_count": "Number of sessions.",
-    "run_count": "Number of runs.",
-    "step_count": "Number of steps.",
-    "model_calls": "Steps of kind model_call.",
-    "tool_calls": "Steps of kind tool_call.",
-    "error_count": "Steps with status ERROR.",
-    "total_tokens": "Sum of all token buckets.",
-    "cost": "Total cost (today: model cost) in USD.",
-    "unpriced_steps": "Model calls that could not be priced.",
+POLICY_SQL = """
+SELECT agent_id, policy_id, policy_decision, count(*) AS decisions, count(DISTINCT run_id) AS run_count,
+  list(DISTINCT run_id ORDER BY run_id) FILTER (WHERE policy_decision IN ('blocked', 'escalated')) AS runs_blocked_or_escalated,
+  min(start_time) AS first_seen, max(start_time) AS last_seen
+FROM _spans WHERE step_kind = 'policy_check' OR policy_decision IS NOT NULL
+GROUP BY ALL"""
+POLICY_COLUMNS = {
+    "agent_id": "Agent the decision concerned.",
+    "policy_id": "Policy that decided.",
+    "policy_decision": "allowed, blocked, throttled, escalated (NULL: a native verdict we do not translate; see steps.policy_verdict).",
+    "decisions": "Number of decisions.",
+    "run_count": "Runs with such a decision.",
+    "runs_blocked_or_escalated": "The runs this policy blocked or escalated (for those decisions).",
+    "first_seen": "First decision.",
+    "last_seen": "Last decision.",
 }
-
-AGENTS_SQL = f"""
-SELECT agent_id,
-  arg_min(agent_name, start_time) FILTER (WHERE agent_name IS NOT NULL) AS agent_name,
-  arg_min(workspace_id, start_time) FILTER (WHERE workspace_id IS NOT NULL) AS workspace_id,
-  count(DISTINCT session_id) AS session_count,
-  count(DISTINCT run_id) AS run_count, count(*) AS step_count,
-  count(*) FILTER (WHERE step_kind = 'model_call') AS model_calls,
-  count(*) FILTER (WHERE step_kind = 'tool_call') AS tool_calls,
-  count(*) FILTER (WHERE status = 'ERROR') AS error_count,
-  {_TOTAL} AS total_tokens,
-  coalesce(sum(model_cost), 0) AS cost,
-  count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced_steps
-FROM _spans GROUP BY agent_id"""
 
 SPAN_COLUMNS_DOC = {
     "trace_id": "Trace id (hex).", "span_id": "Span id (hex).", "parent_span_id": "Parent span id (hex).",
@@ -191,10 +193,12 @@ SPANS_SQL = "SELECT " + ", ".join(
     for c in SPAN_COLUMNS_DOC) + " FROM _spans"
 
 VIEWS: dict[str, tuple[str, str, dict[str, str]]] = {
-    "steps": ("One row per span: the step it is, its run context (inheritance resolved), tokens and cost.", STEPS_SQL, STEP_COLUMNS),
-    "runs": ("One row per run.", RUNS_SQL, RUN_COLUMNS),
-    "sessions": ("One row per session.", SESSIONS_SQL, SESSION_COLUMNS),
-    "agents": ("One row per agent.", AGENTS_SQL, AGENT_COLUMNS),
+    "steps": ("One row per span (and per payment or policy event): the step it is, its run context "
+              "(inheritance resolved), tokens, cost and money.", STEPS_SQL, STEP_COLUMNS),
+    "money": ("One row per amount of a step: each cost component and revenue with its currency.", MONEY_SQL, MONEY_COLUMNS_DOC),
+    **{name: (doc, _LEVELS[level].sql(), _rollup_view(_LEVELS[level], keys))
+       for name, (doc, level, keys) in ROLLUP_VIEWS.items()},
+    "policy_decisions": ("Policy decisions by agent and policy, with the runs each blocked or escalated.", POLICY_SQL, POLICY_COLUMNS),
     "spans": ("The raw span fields, as sent.", SPANS_SQL, SPAN_COLUMNS_DOC),
 }
 

@@ -1,0 +1,81 @@
+"""`alephant-otel sql`, `migrate` and `reprice`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..pricing import COST_PREFERENCES
+from . import main
+from .options import db_option, format_option
+from .render import render, run_query
+
+
+@main.command()
+@click.argument("query")
+@db_option
+@format_option
+def sql(query, db, fmt):
+    """Run a read-only SQL query over the views (steps, runs, sessions, agents, money, ...).
+
+    \b
+    Example:
+      alephant-otel sql "SELECT model, sum(model_cost) FROM steps GROUP BY model"
+    """
+    render(run_query(db, query, []), fmt)
+
+
+@main.command()
+@db_option
+def migrate(db):
+    """Upgrade a store file to this version's schema (serve does this too).
+
+    \b
+    Example:
+      alephant-otel migrate --db ./alephant.duckdb
+    """
+    from ..store import open_for_writing
+
+    open_for_writing(db).close()
+    click.echo(f"{db} is at the current schema")
+
+
+@main.command()
+@click.option("--prices", "prices", type=click.Path(exists=True, dir_okay=False),
+              help="Price list to use (and, for a running server, to keep using); default: genai-prices only.")
+@click.option("--since", help="Only steps that started since: 24h, 7d or an ISO date/time (UTC).")
+@click.option("--until", help="Only steps that started before.")
+@click.option("--cost-preference", type=click.Choice(COST_PREFERENCES), default=None,
+              help="Which model cost counts (default: provided, or the running server's setting).")
+@db_option
+def reprice(prices, since, until, cost_preference, db):
+    """Recompute computed costs after prices or overrides change; provided figures stay.
+
+    Works on the file, or through the running server that holds it.
+
+    \b
+    Example:
+      alephant-otel reprice --prices prices.yaml --since 2026-11-01
+    """
+    from ..price_list import PriceList
+    from ..query import connect, parse_time
+    from ..query.source import RemoteSource
+    from ..store import Store
+
+    text = Path(prices).read_text() if prices else None
+    price_list = PriceList.parse(text, prices) if text else None  # validate before anything runs
+    source = connect(db)
+    if isinstance(source, RemoteSource):
+        try:
+            out = source.reprice({"prices": text, "prices_name": prices, "since": since, "until": until,
+                                  "prefer": cost_preference})
+        finally:
+            source.close()
+        n = out["repriced"]
+    else:
+        source.close()
+        with Store(db) as store:
+            n = store.reprice(price_list, cost_preference or "provided",
+                              parse_time(since, "--since") if since else None,
+                              parse_time(until, "--until") if until else None)
+    click.echo(f"repriced {n} step{'s' if n != 1 else ''}" + (f" with {price_list.source}" if price_list else ""))

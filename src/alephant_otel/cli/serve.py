@@ -1,0 +1,58 @@
+"""`alephant-otel serve`."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from .. import __version__
+from ..config import DEFAULT_GRPC_PORT, DEFAULT_HOST
+from ..pricing import COST_PREFERENCES
+from . import main
+from .options import db_option
+
+
+@main.command()
+@db_option
+@click.option("--host", default=DEFAULT_HOST, show_default=True, envvar="ALEPHANT_HOST",
+              help="Address to listen on (env ALEPHANT_HOST).")
+@click.option("--grpc-port", type=click.IntRange(0, 65535), default=DEFAULT_GRPC_PORT, show_default=True,
+              envvar="ALEPHANT_GRPC_PORT", help="OTLP/gRPC port; 0 picks a free one (env ALEPHANT_GRPC_PORT).")
+@click.option("--mapping", "mapping", type=click.Path(dir_okay=False), envvar="ALEPHANT_MAPPING",
+              help="YAML rules for custom spans, applied before the built-in conventions (env ALEPHANT_MAPPING).")
+@click.option("--prices", "prices", type=click.Path(dir_okay=False), envvar="ALEPHANT_PRICES",
+              help="YAML price list: tool and API prices, model overrides (env ALEPHANT_PRICES).")
+@click.option("--cost-preference", type=click.Choice(COST_PREFERENCES), default="provided", show_default=True,
+              envvar="ALEPHANT_COST_PREFERENCE",
+              help="Which model cost counts when a span brings its own and we compute one too (env ALEPHANT_COST_PREFERENCE).")
+def serve(db, host, grpc_port, mapping, prices, cost_preference):
+    """Receive OTLP traces and store them as priced steps.
+
+    \b
+    Example:
+      alephant-otel serve --db ./alephant.duckdb --grpc-port 4317
+      alephant-otel serve --mapping examples/rules/payments.yaml --prices examples/prices.yaml
+    """
+    from ..mapping.rules import RuleSet
+    from ..price_list import PriceList
+    from ..receiver.server import Server
+
+    rules = RuleSet.load(mapping) if mapping else None
+    price_list = PriceList.load(prices) if prices else None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = Server(db, host, grpc_port, rules=rules, cost_preference=cost_preference, prices=price_list).start()
+    endpoint = f"http://{server.grpc.address}"
+    click.echo(f"alephant-otel {__version__}: OTLP/gRPC listening on {server.grpc.address}, storing in {db}")
+    if rules is not None:
+        click.echo(f"Mapping rules: {len(rules.rules)} from {mapping}")
+    if price_list is not None:
+        click.echo(f"Prices: {price_list.source} from {prices}")
+    click.echo("Point an agent at it:")
+    click.echo(f"  export OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}")
+    click.echo("  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc")
+    click.echo("  export OTEL_TRACES_EXPORTER=otlp")
+    click.echo("  export OTEL_EXPORTER_OTLP_HEADERS=alephant-agent-id=my-agent   # optional: tag every span")
+    click.echo("Stop with Ctrl-C (SIGINT) or SIGTERM; queued spans are written before exit.")
+    sys.stdout.flush()
+    server.serve_forever()
