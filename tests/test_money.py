@@ -248,3 +248,21 @@ def test_reprice_recomputes_computed_costs_only(tmp_path):
         assert r.step("POST deepl")["cost_source"] == "unpriced"  # no longer in the list
     finally:
         r.stop()
+
+
+def test_property_grouping_and_filter_on_cost_and_margin(tmp_path):
+    r = Running(tmp_path / "props.duckdb").start()
+    with shutdown(r.provider()) as tracer:
+        for plan, revenue in [("gold", 1.0), ("gold", 2.0), ("free", 0.0)]:
+            with tracer.start_as_current_span("call", attributes={
+                    "alephant.property.plan": plan, "alephant.revenue.amount": revenue, "alephant.cost.amount": 0.25,
+                    "alephant.property.region": "eu" if revenue != 2.0 else "us"}):
+                pass
+    r.stop()
+    out = json.loads(CliRunner().invoke(main, ["margin", "--by", "property.plan", "--db", str(r.db), "--format", "json"]).output)
+    assert [(x["property.plan"], x["margin"]) for x in out] == [("free", -0.25), ("gold", 2.5)]
+    out = json.loads(CliRunner().invoke(main, ["cost", "--by", "property.plan", "--where", "property.region=eu",
+                                               "--db", str(r.db), "--format", "json"]).output)
+    assert {x["property.plan"]: x["revenue"] for x in out} == {"gold": 1.0, "free": 0.0}
+    bad = CliRunner().invoke(main, ["cost", "--by", "run", "--where", "nonsense", "--db", str(r.db)])
+    assert bad.exit_code == 1 and "--where" in bad.output

@@ -36,18 +36,20 @@ def cost(by, since, until, workspace, where, db, fmt):
 
 
 @main.command()
-@click.option("--by", "by", required=True, type=click.Choice(MARGIN_GROUPS), help="What to compute margin for.")
+@click.option("--by", "by", required=True, metavar="LEVEL",
+              help=f"Usually one of {', '.join(MARGIN_GROUPS)}; any level of `cost --by` works, property.<name> too.")
 @filter_options
 @db_option
 @format_option
 def margin(by, since, until, workspace, where, db, fmt):
-    """Known margin (revenue - all costs) by endpoint, agent, workflow or run, least profitable first.
+    """Known margin (revenue - all costs) by endpoint, agent, workflow, run (or any level), least profitable first.
 
     `margin_complete` is false where unpriced steps make the cost a lower bound.
 
     \b
     Example:
       alephant-otel margin --by endpoint --since 30d
+      alephant-otel margin --by property.plan
     """
     sql, params = margin_sql(by, **_filters(since, until, workspace, where))
     render(run_query(db, sql, params), fmt, totals=True)

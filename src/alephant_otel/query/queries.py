@@ -77,9 +77,7 @@ def cost_sql(by: str, since=None, until=None, workspace=None, where=()) -> tuple
 
 
 def margin_sql(by: str, since=None, until=None, workspace=None, where=()) -> tuple[str, list]:
-    if by not in MARGIN_GROUPS:
-        raise QueryError(f"--by must be one of {', '.join(MARGIN_GROUPS)}")
-    return LEVELS[by].sql(where_clause(since, until, workspace, where), order="margin ASC, cost DESC"), []
+    return level(by).sql(where_clause(since, until, workspace, where), order="margin ASC, cost DESC"), []
 
 
 def runs_sql(session: str | None = None, limit: int = 100) -> tuple[str, list]:
