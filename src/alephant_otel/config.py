@@ -3,4 +3,5 @@
 
 DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise
 DEFAULT_GRPC_PORT = 4317  # OTLP/gRPC
+DEFAULT_HTTP_PORT = 4318  # OTLP/HTTP
 DEFAULT_DB = "./alephant.duckdb"

@@ -17,14 +17,22 @@ _FIELDS = tuple(f for f in INHERITED_FIELDS if f != "properties")
 RESOLVED_FIELDS = _FIELDS + ("properties",)
 
 
+FORCED, DEFAULTS = N_TIERS, N_TIERS + 1  # positions after the tiers in a span's own context
+
+
 def chain(tiers: list[dict], parent_chain: Chain | None) -> Chain:
     if parent_chain is None:
-        return [dict(t) for t in tiers]
+        return [dict(t) for t in tiers[:N_TIERS]]
     return [merge(parent_chain[i], tiers[i]) for i in range(N_TIERS)]
 
 
-def resolve(ch: Chain, trace_id: str) -> dict:
-    """Resolved context fields for a chain: {field: value} plus `properties` (a dict or None)."""
+def resolve(ch: Chain, trace_id: str, own: list[dict] | None = None) -> dict:
+    """Resolved context fields for a chain: {field: value} plus `properties` (a dict or None).
+
+    `own` is the span's own context; past its tiers it may hold what the export call imposes
+    (`own[FORCED]`: the virtual key's workspace, department and key id, beating anything the
+    spans claim) and defaults (`own[DEFAULTS]`: the key's agent, the `default` workspace), used
+    only where nothing else gives a value. Neither is inherited: each span has its own."""
     out: dict = {}
     for f in _FIELDS:
         value = None
@@ -40,6 +48,12 @@ def resolve(ch: Chain, trace_id: str) -> dict:
     out["properties"] = props or None
     if out["run_id"] is None:
         out["run_id"] = trace_id
+    if own is not None and len(own) > DEFAULTS:
+        for f, v in own[DEFAULTS].items():
+            if out.get(f) is None:
+                out[f] = v
+    if own is not None and len(own) > FORCED:
+        out.update(own[FORCED])
     return out
 
 
@@ -78,5 +92,5 @@ def resolve_steps(steps: Iterable[dict]) -> list[dict]:
         by_trace.setdefault(s["trace_id"], {})[s["span_id"]] = (s["parent_span_id"], s["tiers"])
     chains = {t: chains_for_trace(nodes, {}) for t, nodes in by_trace.items()}
     for s in steps:
-        s.update(resolve(chains[s["trace_id"]][s["span_id"]], s["trace_id"]))
+        s.update(resolve(chains[s["trace_id"]][s["span_id"]], s["trace_id"], s["tiers"]))
     return steps

@@ -1,8 +1,11 @@
 """Decoding OTLP protobuf values into plain Python values (no I/O)."""
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+import orjson
+from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -16,6 +19,7 @@ __all__ = [
     "any_value",
     "attributes",
     "decode_request",
+    "decode_json",
     "SPAN_KINDS",
     "STATUS_CODES",
 ]
@@ -32,6 +36,42 @@ def decode_request(data: bytes) -> ExportTraceServiceRequest:
     except Exception as exc:  # protobuf raises DecodeError subclasses of varying origin
         raise DecodeError(f"request body is not a valid ExportTraceServiceRequest: {exc}") from None
     return req
+
+
+_ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+def _hex_ids_to_base64(obj: dict) -> None:
+    """OTLP/JSON writes ids as hex; the protobuf JSON mapping expects base64. An id that is not
+    hex becomes empty, so that its span is rejected alone (partial success), not the request."""
+    for key in _ID_KEYS:
+        v = obj.get(key)
+        if isinstance(v, str):
+            try:
+                obj[key] = base64.b64encode(bytes.fromhex(v)).decode()
+            except ValueError:
+                obj[key] = ""
+
+
+def decode_json(data: bytes) -> ExportTraceServiceRequest:
+    """Parse an OTLP/JSON ExportTraceServiceRequest: lowerCamelCase keys, hex ids, integer
+    enums, 64-bit integers as strings or numbers; unknown fields are ignored."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DecodeError("request body must be a JSON object (an ExportTraceServiceRequest)")
+    try:
+        for rs in doc.get("resourceSpans") or doc.get("resource_spans") or ():
+            for ss in rs.get("scopeSpans") or rs.get("scope_spans") or ():
+                for span in ss.get("spans") or ():
+                    _hex_ids_to_base64(span)
+                    for link in span.get("links") or ():
+                        _hex_ids_to_base64(link)
+        return json_format.ParseDict(doc, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+    except (json_format.ParseError, AttributeError, TypeError, ValueError) as exc:
+        raise DecodeError(f"request body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
 
 
 def any_value(v) -> Any:

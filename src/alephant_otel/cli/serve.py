@@ -7,7 +7,7 @@ import sys
 import click
 
 from .. import __version__
-from ..config import DEFAULT_GRPC_PORT, DEFAULT_HOST
+from ..config import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_HTTP_PORT
 from ..pricing import COST_PREFERENCES
 from . import main
 from .options import db_option
@@ -19,6 +19,18 @@ from .options import db_option
               help="Address to listen on (env ALEPHANT_HOST).")
 @click.option("--grpc-port", type=click.IntRange(0, 65535), default=DEFAULT_GRPC_PORT, show_default=True,
               envvar="ALEPHANT_GRPC_PORT", help="OTLP/gRPC port; 0 picks a free one (env ALEPHANT_GRPC_PORT).")
+@click.option("--http-port", type=click.IntRange(0, 65535), default=DEFAULT_HTTP_PORT, show_default=True,
+              envvar="ALEPHANT_HTTP_PORT", help="OTLP/HTTP port (POST /v1/traces); 0 picks a free one (env ALEPHANT_HTTP_PORT).")
+@click.option("--no-http", is_flag=True, help="Serve OTLP/gRPC only.")
+@click.option("--max-request-bytes", type=click.IntRange(1024), default=64 * 1024 * 1024, show_default=True,
+              envvar="ALEPHANT_MAX_REQUEST_BYTES", help="Largest request body accepted (413 / RESOURCE_EXHAUSTED beyond).")
+@click.option("--max-queued-spans", type=click.IntRange(1000), default=200_000, show_default=True,
+              envvar="ALEPHANT_MAX_QUEUED_SPANS",
+              help="Spans waiting to be written before exports are refused with a retry signal (bounds memory).")
+@click.option("--require-auth", is_flag=True, envvar="ALEPHANT_REQUIRE_AUTH",
+              help="Refuse exports without a valid virtual key even before any key exists.")
+@click.option("--store-content", is_flag=True, envvar="ALEPHANT_STORE_CONTENT",
+              help="Keep message content attributes (prompts, completions); by default only their size is kept.")
 @click.option("--mapping", "mapping", type=click.Path(dir_okay=False), envvar="ALEPHANT_MAPPING",
               help="YAML rules for custom spans, applied before the built-in conventions (env ALEPHANT_MAPPING).")
 @click.option("--prices", "prices", type=click.Path(dir_okay=False), envvar="ALEPHANT_PRICES",
@@ -26,7 +38,8 @@ from .options import db_option
 @click.option("--cost-preference", type=click.Choice(COST_PREFERENCES), default="provided", show_default=True,
               envvar="ALEPHANT_COST_PREFERENCE",
               help="Which model cost counts when a span brings its own and we compute one too (env ALEPHANT_COST_PREFERENCE).")
-def serve(db, host, grpc_port, mapping, prices, cost_preference):
+def serve(db, host, grpc_port, http_port, no_http, max_request_bytes, max_queued_spans, require_auth,
+          store_content, mapping, prices, cost_preference):
     """Receive OTLP traces and store them as priced steps.
 
     \b
@@ -41,9 +54,15 @@ def serve(db, host, grpc_port, mapping, prices, cost_preference):
     rules = RuleSet.load(mapping) if mapping else None
     price_list = PriceList.load(prices) if prices else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server = Server(db, host, grpc_port, rules=rules, cost_preference=cost_preference, prices=price_list).start()
+    server = Server(db, host, grpc_port, None if no_http else http_port, rules=rules, cost_preference=cost_preference,
+                    prices=price_list, store_content=store_content, require_auth=require_auth,
+                    max_request_bytes=max_request_bytes, max_queued_spans=max_queued_spans).start()
     endpoint = f"http://{server.grpc.address}"
     click.echo(f"alephant-otel {__version__}: OTLP/gRPC listening on {server.grpc.address}, storing in {db}")
+    if server.http is not None:
+        click.echo(f"OTLP/HTTP listening on http://{server.http.address}/v1/traces")
+    click.echo("Auth: virtual keys required" if server.auth.required else
+               "Auth: none (no virtual keys yet; spans go to workspace 'default' unless they name one)")
     if rules is not None:
         click.echo(f"Mapping rules: {len(rules.rules)} from {mapping}")
     if price_list is not None:
@@ -53,6 +72,8 @@ def serve(db, host, grpc_port, mapping, prices, cost_preference):
     click.echo("  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc")
     click.echo("  export OTEL_TRACES_EXPORTER=otlp")
     click.echo("  export OTEL_EXPORTER_OTLP_HEADERS=alephant-agent-id=my-agent   # optional: tag every span")
+    if server.http is not None:
+        click.echo(f"or over HTTP: OTEL_EXPORTER_OTLP_ENDPOINT=http://{server.http.address} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf")
     click.echo("Stop with Ctrl-C (SIGINT) or SIGTERM; queued spans are written before exit.")
     sys.stdout.flush()
     server.serve_forever()

@@ -14,6 +14,17 @@ from .span import InvalidSpan, Outer, map_span, span_ids, unmapped_row
 
 
 @dataclass
+class Attribution:
+    """What the export call itself imposes on every span of the request (not inherited):
+    `forced` values beat anything a span claims (a virtual key's workspace, department and
+    key id: a span cannot write into another tenant); `defaults` apply only where nothing
+    else gives a value (the key's agent; the `default` workspace without keys)."""
+
+    forced: dict = field(default_factory=dict)
+    defaults: dict = field(default_factory=dict)
+
+
+@dataclass
 class Rejected:
     reason: str
     trace_id: str | None
@@ -41,17 +52,20 @@ class MappedBatch:
         return msg + (": " + "; ".join(reasons) if reasons else "")
 
 
-def map_request(request, metadata: Iterable[tuple[str, Any]] | None = None, rules=None) -> MappedBatch:
+def map_request(request, metadata: Iterable[tuple[str, Any]] | None = None, rules=None,
+                attribution: Attribution | None = None, store_content: bool = True) -> MappedBatch:
     """Map every span of an ExportTraceServiceRequest.
 
     `metadata` is the export call's headers as (name, value) pairs; they apply to every span of
     the request (the zero-code way to tag an agent). `rules` is an optional RuleSet
-    (mapping/rules.py) applied before the built-in conventions.
+    (mapping/rules.py) applied before the built-in conventions. `attribution` is what the call
+    imposes (a virtual key's tenant). Without `store_content`, message content attributes are
+    replaced by their size.
     """
     batch = MappedBatch()
     request_ctx = context.request_context(metadata)
     for rs in request.resource_spans:
-        outer = Outer(attributes(rs.resource.attributes), request_ctx)
+        outer = Outer(attributes(rs.resource.attributes), request_ctx, attribution, store_content)
         for ss in rs.scope_spans:
             for span in ss.spans:
                 try:
@@ -70,4 +84,4 @@ def map_request(request, metadata: Iterable[tuple[str, Any]] | None = None, rule
     return batch
 
 
-__all__ = ["map_request", "MappedBatch", "Rejected"]
+__all__ = ["map_request", "MappedBatch", "Rejected", "Attribution"]

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from ..otlp import SPAN_KINDS, STATUS_CODES, any_value, attributes
-from ..semconv import COST_AMOUNT, COST_CURRENCY
+from ..semconv import CONTENT_KEYS, CONTENT_PREFIXES, COST_AMOUNT, COST_CURRENCY
 from . import context, kinds, money, usage
 from .conventions import SpanInfo, context_only, extract_all, merge
 from .headers import SPAN_HEADER_PREFIXES, is_secret
@@ -43,9 +43,21 @@ def without_secrets(attrs: dict[str, Any]) -> dict[str, Any]:
             if not (k.startswith(SPAN_HEADER_PREFIXES) and is_secret(k.split(".", 3)[3]))}
 
 
-def _events(span) -> list[dict]:
+_CONTENT = frozenset(CONTENT_KEYS)
+
+
+def without_content(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Message content replaced by its size (the operator did not opt in to storing it)."""
+    if not any(k in _CONTENT or k.startswith(CONTENT_PREFIXES) for k in attrs):
+        return attrs
+    return {k: ({"omitted_content_bytes": len(orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS))}
+                if k in _CONTENT or k.startswith(CONTENT_PREFIXES) else v) for k, v in attrs.items()}
+
+
+def _events(span, store_content: bool = True) -> list[dict]:
+    clean = (lambda a: a) if store_content else without_content
     return [{"name": e.name, "time_unix_nano": e.time_unix_nano,
-             "attributes": attributes(e.attributes),
+             "attributes": clean(attributes(e.attributes)),
              **({"dropped_attributes_count": e.dropped_attributes_count} if e.dropped_attributes_count else {})}
             for e in span.events]
 
@@ -135,9 +147,11 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> list[dict]:
     if provided_key is not None:
         consumed.add(provided_key)
 
-    events = _events(span)
+    events = _events(span, outer.store_content)
     conventions = (["alephant"] if span_alephant else []) + found.names
     leftover = without_secrets({k: v for k, v in attrs.items() if k not in consumed})
+    if not outer.store_content:
+        leftover = without_content(leftover)
     own_request_id = span_alephant.pop("request_id", None)
     row.update(
         step_kind=step_kind,
@@ -165,7 +179,7 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> list[dict]:
         anomalies=dumps(anomalies),
         mapping_error=None,
         derived_from=None,
-        tiers=[span_alephant, outer.alephant, found.context, outer.foreign],
+        tiers=[span_alephant, outer.alephant, found.context, outer.foreign] + outer.imposed,
     )
     return [row] + _event_steps(span, row, events, outer)
 
@@ -199,7 +213,7 @@ def _event_steps(span, row: dict, events: list[dict], outer: "Outer") -> list[di
             "convention": "gen_ai" if e["name"] == "gen_ai.guardrail.result" else "alephant",
             "anomalies": dumps(anomalies), "mapping_error": None,
             "derived_from": f"event {i} ({e['name']}) of span {row['span_id']}",
-            "tiers": [span_alephant, {}, {}, {}],
+            "tiers": [span_alephant, {}, {}, {}] + outer.imposed,
         })
     return out
 
@@ -235,22 +249,29 @@ def unmapped_row(span, ids, scope, outer: "Outer", error: str) -> dict:
     """A span the mapper failed on: kept raw, flagged, and reported as rejected."""
     row = raw_fields(span, ids, scope)
     attrs = without_secrets(attributes(span.attributes))
+    if not outer.store_content:
+        attrs = without_content(attrs)
     row.update(
         step_kind=None, operation=span.name, service_name=outer.service_name,
         resource=outer.resource_json, attributes=dumps(attrs),
-        events=dumps(_events(span)), links=dumps(_links(span)),
-        mapping_error=error, tiers=[{}, outer.alephant, {}, outer.foreign],
+        events=dumps(_events(span, outer.store_content)), links=dumps(_links(span)),
+        mapping_error=error, tiers=[{}, outer.alephant, {}, outer.foreign] + outer.imposed,
         request_id=outer.request_id,
     )
     return row
 
 
 class Outer:
-    """What a span's resource and its export call contribute (computed once per resource)."""
+    """What a span's resource and its export call contribute (computed once per resource):
+    their context, the attribution the call imposes (see mapping.Attribution) and options."""
 
-    __slots__ = ("alephant", "foreign", "request_id", "service_name", "resource_json", "resource_attrs")
+    __slots__ = ("alephant", "foreign", "request_id", "service_name", "resource_json", "resource_attrs",
+                 "imposed", "store_content")
 
-    def __init__(self, resource_attrs: dict[str, Any], request_ctx: dict):
+    def __init__(self, resource_attrs: dict[str, Any], request_ctx: dict, attribution=None,
+                 store_content: bool = True):
+        self.imposed = [attribution.forced, attribution.defaults] if attribution is not None else []
+        self.store_content = store_content
         consumed: set[str] = set()
         res_ctx = context.alephant_context(resource_attrs, consumed)
         merged = context.merge(request_ctx, res_ctx)  # resource beats the export call

@@ -17,8 +17,13 @@ import orjson
 import pyarrow as pa
 import duckdb
 
-from ..errors import AlephantError, DecodeError
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from ..errors import AlephantError
 from ..otlp import ExportTraceServiceResponse
+from .auth import Authenticator
+from .errors import Refusal, classify
 from .pipeline import Overloaded, Pipeline, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -30,19 +35,27 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
-def _export_handler(pipeline: Pipeline):
+def _abort(context: grpc.ServicerContext, refusal: Refusal):
+    """Abort with a google.rpc.Status; retryable refusals carry a RetryInfo delay so that the
+    official exporters and the collector back off and retry instead of dropping data."""
+    status = status_pb2.Status(code=refusal.grpc_code.value[0], message=refusal.message)
+    if refusal.retry_after is not None:
+        info = error_details_pb2.RetryInfo()
+        info.retry_delay.FromMilliseconds(int(refusal.retry_after * 1000))
+        status.details.add().Pack(info)
+    context.abort_with_status(rpc_status.to_status(status))
+
+
+def _export_handler(pipeline: Pipeline, auth: Authenticator):
     def export(data: bytes, context: grpc.ServicerContext) -> bytes:
         try:
-            result = pipeline.export(data, context.invocation_metadata())
-        except DecodeError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except Overloaded as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}; retry later")
-        except StoreUnavailable as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        except Exception:
-            log.exception("export failed")
-            context.abort(grpc.StatusCode.UNAVAILABLE, "internal error while storing; retry")
+            md = context.invocation_metadata()
+            result = pipeline.export(data, md, attribution=auth.attribution(md))
+        except Exception as exc:
+            refusal = classify(exc)
+            if refusal.http_status == 503 and not isinstance(exc, (Overloaded, StoreUnavailable)):
+                log.exception("export failed")
+            _abort(context, refusal)
         resp = ExportTraceServiceResponse()
         if result.rejected:
             resp.partial_success.rejected_spans = result.rejected
@@ -105,20 +118,49 @@ def _reprice_handler(pipeline: Pipeline, token: str):
     return reprice
 
 
+def _keys_handler(admin, token: str):
+    """Create, list and revoke virtual keys through the running server (admin token only)."""
+    def keys(data: bytes, context: grpc.ServicerContext) -> bytes:
+        if dict(context.invocation_metadata()).get(TOKEN_HEADER) != token:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong admin token")
+        try:
+            req = orjson.loads(data)
+            if req["action"] == "create":
+                vk, key = admin.create_key(req["workspace"], req.get("department"), req.get("agent"))
+                return orjson.dumps({"key": key, **_key_row(vk)}, default=str)
+            if req["action"] == "revoke":
+                admin.revoke_key(req["key_id"])
+                return orjson.dumps({"revoked": req["key_id"]})
+            return orjson.dumps([_key_row(k) for k in admin.list_keys()], default=str)
+        except (AlephantError, KeyError, ValueError) as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    return keys
+
+
+def _key_row(vk) -> dict:
+    return {"key_id": vk.key_id, "workspace_id": vk.workspace_id, "department_id": vk.department_id,
+            "agent_id": vk.agent_id, "created_at": vk.created_at, "revoked_at": vk.revoked_at}
+
+
 class GrpcReceiver:
     def __init__(self, pipeline: Pipeline, host: str = "127.0.0.1", port: int = 4317,
-                 admin_token: str | None = None, max_workers: int = 16):
+                 admin_token: str | None = None, max_workers: int = 16, auth: Authenticator | None = None,
+                 max_request_bytes: int = MAX_MESSAGE_BYTES, key_admin=None):
         self.pipeline = pipeline
+        self.auth = auth or Authenticator()
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-grpc"),
-            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            # over the limit, gRPC itself answers RESOURCE_EXHAUSTED before reading the body
+            options=[("grpc.max_receive_message_length", max_request_bytes),
                      ("grpc.so_reuseport", 0)],
         )
-        handlers = {"Export": grpc.unary_unary_rpc_method_handler(_export_handler(pipeline))}
+        handlers = {"Export": grpc.unary_unary_rpc_method_handler(_export_handler(pipeline, self.auth))}
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(EXPORT_SERVICE, handlers),))
         if admin_token:
             q = {"Sql": grpc.unary_unary_rpc_method_handler(_query_handler(pipeline, admin_token)),
                  "Reprice": grpc.unary_unary_rpc_method_handler(_reprice_handler(pipeline, admin_token))}
+            if key_admin is not None:
+                q["Keys"] = grpc.unary_unary_rpc_method_handler(_keys_handler(key_admin, admin_token))
             self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(QUERY_SERVICE, q),))
         addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.port = self.server.add_insecure_port(addr)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..errors import AlephantError
 from ..mapping import MappedBatch, map_request
-from ..otlp import decode_request
+from ..otlp import decode_json, decode_request
 from ..pricing import price_steps
 from ..store import Store, WriteResult
 
@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class Overloaded(AlephantError):
-    """The write queue is full: the client should retry later."""
+    """The write queue is full: the client should retry later (after `retry_after` seconds)."""
+
+    retry_after = 1.0
 
 
 class StoreUnavailable(AlephantError):
@@ -39,15 +41,19 @@ class ExportResult:
 
 
 class Pipeline:
-    def __init__(self, store: Store, max_queued: int = 64, max_group_spans: int = 50_000,
-                 enqueue_timeout: float = 5.0, rules=None, cost_preference: str = "provided", prices=None):
+    def __init__(self, store: Store, max_queued_spans: int = 200_000, max_group_spans: int = 50_000,
+                 rules=None, cost_preference: str = "provided", prices=None,
+                 store_content: bool = False):
         self.store = store
         self.rules = rules
         self.cost_preference = cost_preference
         self.prices = prices
+        self.store_content = store_content
         self.max_group_spans = max_group_spans
-        self.enqueue_timeout = enqueue_timeout
-        self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
+        self.max_queued_spans = max_queued_spans
+        self._queue: queue.Queue = queue.Queue()
+        self._queued_spans = 0  # spans mapped and waiting for the writer: bounds memory
+        self._queued_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="alephant-writer", daemon=True)
         self._stopping = False
 
@@ -55,22 +61,34 @@ class Pipeline:
         self._thread.start()
         return self
 
-    def map(self, data: bytes, metadata=None) -> MappedBatch:
-        batch = map_request(decode_request(data), metadata, self.rules)
+    def map(self, request, metadata=None, attribution=None) -> MappedBatch:
+        batch = map_request(request, metadata, self.rules, attribution, self.store_content)
         price_steps(batch.steps, self.cost_preference, self.prices)
         return batch
 
-    def export(self, data: bytes, metadata=None, timeout: float | None = 60.0) -> ExportResult:
-        """Decode, map and price on the caller's thread; block until committed."""
-        batch = self.map(data, metadata)
-        if not batch.steps and not batch.rejected:
+    def export(self, data: bytes, metadata=None, codec: str = "protobuf", attribution=None,
+               timeout: float | None = 120.0) -> ExportResult:
+        """Decode, map and price on the caller's thread; block until committed. Raises
+        DecodeError (bad request), Overloaded (retry later) or StoreUnavailable (retry)."""
+        request = decode_json(data) if codec == "json" else decode_request(data)
+        return self.export_request(request, metadata, attribution, timeout)
+
+    def export_request(self, request, metadata=None, attribution=None, timeout: float | None = 120.0) -> ExportResult:
+        n = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        if n == 0:
             return ExportResult(0, 0, 0, "")
-        fut: Future = Future()
+        with self._queued_lock:  # refuse before mapping: an overloaded server does no work
+            if self._queued_spans and self._queued_spans + n > self.max_queued_spans:
+                raise Overloaded(f"{self._queued_spans} spans are waiting to be written")
+            self._queued_spans += n
         try:
-            self._queue.put((batch, fut), timeout=self.enqueue_timeout)
-        except queue.Full:
-            raise Overloaded("write queue is full") from None
-        result = fut.result(timeout=timeout)
+            batch = self.map(request, metadata, attribution)
+            fut: Future = Future()
+            self._queue.put((batch, fut))
+            result = fut.result(timeout=timeout)
+        finally:
+            with self._queued_lock:
+                self._queued_spans -= n
         return ExportResult(result.inserted, result.duplicates, batch.rejected_count,
                             batch.error_message() if batch.rejected_count else "")
 
@@ -78,7 +96,7 @@ class Pipeline:
         """Run `job(store)` on the writer thread (the only one that may write) and return its
         result; used for maintenance such as repricing while serving."""
         fut: Future = Future()
-        self._queue.put((job, fut), timeout=self.enqueue_timeout)
+        self._queue.put((job, fut))
         return fut.result(timeout=timeout)
 
     def stop(self) -> None:

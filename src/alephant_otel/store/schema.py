@@ -115,6 +115,10 @@ DDL = [
     # spans whose parent has not arrived (yet): when it does, their subtree is re-resolved
     "CREATE TABLE IF NOT EXISTS _orphans (trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR,"
     " PRIMARY KEY (trace_id, span_id))",
+    # virtual keys: only a SHA-256 of each key is kept
+    "CREATE TABLE IF NOT EXISTS _virtual_keys (key_id VARCHAR PRIMARY KEY, key_hash VARCHAR NOT NULL,"
+    " workspace_id VARCHAR NOT NULL, department_id VARCHAR, agent_id VARCHAR, created_at TIMESTAMP,"
+    " revoked_at TIMESTAMP)",
     # spans that cannot be keyed (bad ids): kept as their raw protobuf bytes with the reason
     "CREATE TABLE IF NOT EXISTS _rejected_spans (received_at TIMESTAMP, trace_id VARCHAR,"
     " span_id VARCHAR, reason VARCHAR, span BLOB)",

@@ -57,8 +57,8 @@ def _demotion_note(span_id: str, figures: dict) -> str:
     return f"usage repeated by child model call {span_id}; counted there, not here ({shown or 'no figures'})"
 
 
-def _resolved_columns(ch, trace_id: str) -> dict:
-    r = inherit.resolve(ch, trace_id)
+def _resolved_columns(ch, trace_id: str, own: list[dict]) -> dict:
+    r = inherit.resolve(ch, trace_id, own)
     r["properties"] = _dumps(r["properties"])
     return r
 
@@ -130,7 +130,7 @@ class Writer:
                         orphans.add((t, sid))
                 for sid in old.keys() - new_nodes.keys():
                     if self._has_ancestor_in(sid, nodes, new_nodes):
-                        updates.append({"trace_id": t, "span_id": sid, **_resolved_columns(tchains[sid], t)})
+                        updates.append({"trace_id": t, "span_id": sid, **_resolved_columns(tchains[sid], t, nodes[sid][1])})
                         chains[(t, sid)] = tchains[sid]
             else:
                 known = {p: self.cache[(t, p)][0] for p, _ in new_nodes.values()
@@ -139,7 +139,7 @@ class Writer:
             for sid in new_nodes:
                 chains[(t, sid)] = tchains[sid]
         for s in steps:
-            s.update(_resolved_columns(chains[(s["trace_id"], s["span_id"])], s["trace_id"]))
+            s.update(_resolved_columns(chains[(s["trace_id"], s["span_id"])], s["trace_id"], s["tiers"]))
         demoted = self._demote_repeated_usage(steps, stored)
         entries = {}
         usage_of = {(s["trace_id"], s["span_id"]): _counts_usage(s) for s in steps}
