@@ -22,7 +22,7 @@ class Running:
     def __init__(self, db: Path, address: str | None = None, **options):
         self.db = db
         self.address = address  # host:port of the receiver (set by start, or given for another process's)
-        self.options = options  # Server keyword arguments (rules, cost_preference)
+        self.options = options  # Server keyword arguments (http_port, rules, prices, ...)
         self.server: Server | None = None
 
     def start(self) -> "Running":

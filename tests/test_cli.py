@@ -98,14 +98,18 @@ def test_every_command_has_help_with_an_example():
 
 def test_queries_go_through_a_running_serve(tmp_path):
     db = tmp_path / "live.duckdb"
-    proc = subprocess.Popen([CLI, "serve", "--db", str(db), "--grpc-port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen([CLI, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        first = proc.stdout.readline()
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", first)
-        assert m, first
+        lines = []
+        while not lines or not lines[-1].startswith("Stop with"):
+            lines.append(proc.stdout.readline())
+            assert lines[-1], "serve exited"
+        printed = "".join(lines)
+        m = re.search(r"OTLP/gRPC listening on 127\.0\.0\.1:(\d+)", printed)
+        assert m, printed
         port = int(m.group(1))
-        printed = "".join(proc.stdout.readline() for _ in range(4))
+        assert re.search(r"OTLP/HTTP listening on http://127\.0\.0\.1:\d+/v1/traces", printed)
         assert f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{port}" in printed
         assert "OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in printed
         populate(Running(db, address=f"127.0.0.1:{port}"))

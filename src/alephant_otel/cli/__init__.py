@@ -1,7 +1,7 @@
 """The `alephant-otel` command line: thin commands over the library, one renderer.
 
-Commands live in serve.py, money.py (cost, margin), runs.py (runs, run, session) and
-admin.py (sql, migrate, reprice); errors the library raises on purpose become one-line messages.
+Commands live in serve.py, ingest.py, money.py (cost, margin), runs.py (runs, run, session),
+keys.py and admin.py (sql, migrate, reprice); errors the library raises on purpose become one-line messages.
 """
 from __future__ import annotations
 
@@ -36,4 +36,4 @@ def main():
     """
 
 
-from . import admin, money, runs, serve  # noqa: E402,F401  (registers the commands)
+from . import admin, ingest, keys, money, runs, serve  # noqa: E402,F401  (registers the commands)

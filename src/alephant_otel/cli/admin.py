@@ -58,14 +58,14 @@ def reprice(prices, since, until, cost_preference, db):
       alephant-otel reprice --prices prices.yaml --since 2026-11-01
     """
     from ..price_list import PriceList
-    from ..query import connect, parse_time
-    from ..query.source import RemoteSource
+    from ..query import parse_time
+    from ..query.source import running_server
     from ..store import Store
 
     text = Path(prices).read_text() if prices else None
     price_list = PriceList.parse(text, prices) if text else None  # validate before anything runs
-    source = connect(db)
-    if isinstance(source, RemoteSource):
+    source = running_server(db)
+    if source is not None:
         try:
             out = source.reprice({"prices": text, "prices_name": prices, "since": since, "until": until,
                                   "prefer": cost_preference})
@@ -73,7 +73,6 @@ def reprice(prices, since, until, cost_preference, db):
             source.close()
         n = out["repriced"]
     else:
-        source.close()
         with Store(db) as store:
             n = store.reprice(price_list, cost_preference or "provided",
                               parse_time(since, "--since") if since else None,

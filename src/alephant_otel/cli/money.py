@@ -3,16 +3,10 @@ from __future__ import annotations
 
 import click
 
-from ..query import COST_GROUPS, MARGIN_GROUPS, cost_sql, margin_sql, parse_time
+from ..query import COST_GROUPS, MARGIN_GROUPS
 from . import main
 from .options import db_option, filter_options, format_option
-from .render import render, run_query
-
-
-def _filters(since, until, workspace, where):
-    return dict(since=parse_time(since, "--since") if since else None,
-                until=parse_time(until, "--until") if until else None,
-                workspace=workspace, where=where)
+from .render import render, run_named
 
 
 @main.command()
@@ -31,8 +25,8 @@ def cost(by, since, until, workspace, where, db, fmt):
       alephant-otel cost --by agent --since 7d
       alephant-otel cost --by property.tier --where property.region=eu --format json
     """
-    sql, params = cost_sql(by, **_filters(since, until, workspace, where))
-    render(run_query(db, sql, params), fmt, totals=True)
+    table = run_named(db, "cost", by=by, since=since, until=until, workspace=workspace, where=list(where))
+    render(table, fmt, totals=True)
 
 
 @main.command()
@@ -51,5 +45,5 @@ def margin(by, since, until, workspace, where, db, fmt):
       alephant-otel margin --by endpoint --since 30d
       alephant-otel margin --by property.plan
     """
-    sql, params = margin_sql(by, **_filters(since, until, workspace, where))
-    render(run_query(db, sql, params), fmt, totals=True)
+    table = run_named(db, "margin", by=by, since=since, until=until, workspace=workspace, where=list(where))
+    render(table, fmt, totals=True)

@@ -19,11 +19,23 @@ MONEY = ("model_cost", "tool_cost", "payment_spend", "fees", "cost", "revenue", 
 
 
 def run_query(db: str, sql_text: str, params) -> pa.Table:
+    """Free SQL: on the file, or through the running server with its admin token."""
     from ..query import connect
 
     source = connect(db)
     try:
         return source.query(sql_text, params)
+    finally:
+        source.close()
+
+
+def run_named(db: str, name: str, **args) -> pa.Table:
+    """A named query (cost, margin, runs, run, session): on the file, or through the server."""
+    from ..query import connect
+
+    source = connect(db)
+    try:
+        return source.named(name, {k: v for k, v in args.items() if v not in (None, ())})
     finally:
         source.close()
 

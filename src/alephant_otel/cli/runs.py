@@ -4,11 +4,10 @@ from __future__ import annotations
 import click
 
 from ..errors import QueryError
-from ..query import path_tree, runs_sql, tree
-from ..query.queries import RUN_STEPS_SQL, SESSION_STEPS_SQL
+from ..query import path_tree, tree
 from . import main
 from .options import db_option, format_option
-from .render import render, render_path_tree, render_run_tree, run_query
+from .render import render, render_path_tree, render_run_tree, run_named
 
 
 @main.command()
@@ -23,8 +22,7 @@ def runs(session, limit, db, fmt):
     Example:
       alephant-otel runs --session sess_42
     """
-    sql, params = runs_sql(session, limit)
-    render(run_query(db, sql, params), fmt)
+    render(run_named(db, "runs", session=session, limit=limit), fmt)
 
 
 @main.command()
@@ -39,7 +37,7 @@ def run(run_id, db, fmt):
       alephant-otel run run_7f3a
       alephant-otel run run_7f3a --format json
     """
-    rows = run_query(db, RUN_STEPS_SQL, [run_id]).to_pylist()
+    rows = run_named(db, "run", run_id=run_id).to_pylist()
     if not rows:
         raise QueryError(f"no run {run_id!r}")
     render_run_tree(run_id, tree(rows), rows, fmt)
@@ -58,8 +56,8 @@ def session(session_id, db, fmt):
     Example:
       alephant-otel session sess_42
     """
-    runs_table = run_query(db, *runs_sql(session_id, 10_000))
-    rows = run_query(db, SESSION_STEPS_SQL, [session_id]).to_pylist()
+    runs_table = run_named(db, "runs", session=session_id, limit=10_000)
+    rows = run_named(db, "session", session_id=session_id).to_pylist()
     if not rows:
         raise QueryError(f"no session {session_id!r}")
     render_path_tree(session_id, runs_table, path_tree(rows), fmt)

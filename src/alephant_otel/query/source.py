@@ -14,6 +14,7 @@ from ..errors import QueryError, StoreError
 from ..receiver import discovery
 from ..receiver.grpc_server import QUERY_SERVICE, TOKEN_HEADER
 from ..store import is_lock_error, open_for_reading
+from .queries import named
 
 
 class LocalSource:
@@ -26,27 +27,51 @@ class LocalSource:
         except Exception as exc:
             raise QueryError(str(exc).splitlines()[0]) from None
 
+    def named(self, name: str, args: dict) -> pa.Table:
+        return self.query(*named(name, args))
+
     def close(self) -> None:
         self.con.close()
 
 
 class RemoteSource:
-    def __init__(self, info: discovery.ServerInfo, timeout: float = 60.0):
+    """Queries through a running server: with its admin token (from the discovery file), or as
+    a tenant with a virtual key (`key`; only named queries, scoped to the key's workspace)."""
+
+    def __init__(self, info: discovery.ServerInfo, timeout: float = 60.0, key: str | None = None):
         self.info = info
         self.timeout = timeout
+        self.key = key
         self.channel = grpc.insecure_channel(info.grpc_address)
+
+    def named(self, name: str, args: dict) -> pa.Table:
+        body = orjson.dumps({"name": name, "args": args}, default=str)
+        return pa.ipc.open_stream(self._rpc("Named", body)).read_all()
 
     def query(self, sql: str, params=None) -> pa.Table:
         body = orjson.dumps({"sql": sql, "params": list(params or [])}, default=str)
         return pa.ipc.open_stream(self._rpc("Sql", body)).read_all()
+
+    def keys(self, request: dict):
+        return orjson.loads(self._rpc("Keys", orjson.dumps(request)))
+
+    def export(self, request) -> dict:
+        """Send an ExportTraceServiceRequest to the server (as any OTLP client would)."""
+        from ..otlp import ExportTraceServiceResponse
+        n = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        call = self.channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        resp = ExportTraceServiceResponse.FromString(call(request.SerializeToString(), timeout=self.timeout))
+        rejected = resp.partial_success.rejected_spans
+        return {"accepted": n - rejected, "duplicates": 0, "rejected": rejected}
 
     def reprice(self, request: dict) -> dict:
         return orjson.loads(self._rpc("Reprice", orjson.dumps(request)))
 
     def _rpc(self, method: str, body: bytes) -> bytes:
         call = self.channel.unary_unary(f"/{QUERY_SERVICE}/{method}")
+        md = (("authorization", f"Bearer {self.key}"),) if self.key else ((TOKEN_HEADER, self.info.token),)
         try:
-            return call(body, timeout=self.timeout, metadata=((TOKEN_HEADER, self.info.token),))
+            return call(body, timeout=self.timeout, metadata=md)
         except grpc.RpcError as exc:
             if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise ConnectionError(exc.details()) from None
@@ -56,16 +81,25 @@ class RemoteSource:
         self.channel.close()
 
 
+def running_server(db_path: str) -> RemoteSource | None:
+    """The live server that holds `db_path`, if there is one."""
+    info = discovery.read_info(db_path)
+    if info is None:
+        return None
+    remote = RemoteSource(info, timeout=60.0)
+    try:
+        remote.query("SELECT 1")
+        return remote
+    except ConnectionError:
+        remote.close()
+        return None
+
+
 def connect(db_path: str):
     """A source for `db_path`: through the running server if one holds it, else the file."""
-    info = discovery.read_info(db_path)
-    if info is not None:
-        remote = RemoteSource(info, timeout=60.0)
-        try:
-            remote.query("SELECT 1")
-            return remote
-        except ConnectionError:
-            remote.close()  # a stale file from a server that died: read the file itself
+    remote = running_server(db_path)  # (a stale file from a server that died is ignored)
+    if remote is not None:
+        return remote
     try:
         return LocalSource(db_path)
     except StoreError as exc:

@@ -22,7 +22,7 @@ from grpc_status import rpc_status
 
 from ..errors import AlephantError
 from ..otlp import ExportTraceServiceResponse
-from .auth import Authenticator
+from .auth import Authenticator, bearer
 from .errors import Refusal, classify
 from .pipeline import Overloaded, Pipeline, StoreUnavailable
 
@@ -76,6 +76,36 @@ def check_read_only(sql: str) -> None:
             raise PermissionError(f"only SELECT queries are allowed through the server, not {st.type.name}")
 
 
+def _arrow_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _named_handler(pipeline: Pipeline, token: str, auth: Authenticator):
+    """Named queries (cost, margin, runs, run, session): the operator (admin token) sees every
+    workspace; a tenant (virtual key) only its own. The SQL is built here from fixed pieces
+    with the arguments as parameters."""
+    from ..query.queries import named
+
+    def query(data: bytes, context: grpc.ServicerContext) -> bytes:
+        md = context.invocation_metadata()
+        workspace = None
+        if dict(md).get(TOKEN_HEADER) != token:
+            key = auth.key_for(bearer(md))
+            if key is None:
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong admin token or virtual key")
+            workspace = key.workspace_id
+        try:
+            req = orjson.loads(data)
+            table = pipeline.store.query(*named(req["name"], req.get("args") or {}, workspace))
+        except (AlephantError, KeyError, TypeError, ValueError, duckdb.Error) as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return _arrow_bytes(table)
+    return query
+
+
 def _query_handler(pipeline: Pipeline, token: str):
     def sql(data: bytes, context: grpc.ServicerContext) -> bytes:
         md = dict(context.invocation_metadata())
@@ -89,10 +119,7 @@ def _query_handler(pipeline: Pipeline, token: str):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         except (ValueError, KeyError, TypeError, duckdb.Error) as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as w:
-            w.write_table(table)
-        return sink.getvalue().to_pybytes()
+        return _arrow_bytes(table)
     return sql
 
 
@@ -158,6 +185,7 @@ class GrpcReceiver:
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(EXPORT_SERVICE, handlers),))
         if admin_token:
             q = {"Sql": grpc.unary_unary_rpc_method_handler(_query_handler(pipeline, admin_token)),
+                 "Named": grpc.unary_unary_rpc_method_handler(_named_handler(pipeline, admin_token, self.auth)),
                  "Reprice": grpc.unary_unary_rpc_method_handler(_reprice_handler(pipeline, admin_token))}
             if key_admin is not None:
                 q["Keys"] = grpc.unary_unary_rpc_method_handler(_keys_handler(key_admin, admin_token))

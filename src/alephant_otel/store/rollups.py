@@ -183,8 +183,9 @@ def levels() -> dict[str, Rollup]:
     }
 
 
-def property_level(name: str) -> Rollup:
-    return Rollup([(f"properties->>{quote(name)}", f"property.{name}")])
+def property_level() -> Rollup:
+    """Grouping by one custom property; its name is the query parameter `$by_property`."""
+    return Rollup([("properties->>$by_property", "property")])
 
 
 def quote(text: str) -> str:
