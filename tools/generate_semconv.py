@@ -3,6 +3,7 @@
 Writes:
   src/alephant_otel/semconv/_generated.py   Python constants and mapping tables
   docs/attributes.md                        the attribute and convention reference
+  collector-config/*.yaml                   OTel Collector configuration (tools/collector_config.py)
   README.md (between the conventions markers) the table of keys read per convention
 
 `python tools/generate_semconv.py --check` exits 1 when a generated file is stale.
@@ -14,6 +15,9 @@ import sys
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import collector_config  # noqa: E402  (tools/collector_config.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 SEMCONV = ROOT / "semconv"
@@ -231,7 +235,7 @@ def outputs(write_python: bool = False) -> dict[Path, str]:
     """Every generated file and its text. The README's view tables come from the package, which
     needs the generated Python module: with `write_python` it is written before importing."""
     src = load()
-    out = {PY_OUT: render_python(src), MD_OUT: render_markdown(src)}
+    out = {PY_OUT: render_python(src), MD_OUT: render_markdown(src), **collector_config.outputs(src, ROOT)}
     if write_python and (not PY_OUT.exists() or PY_OUT.read_text() != out[PY_OUT]):
         PY_OUT.write_text(out[PY_OUT])
         print(f"wrote {PY_OUT.relative_to(ROOT)}")

@@ -57,6 +57,7 @@ def alephant_context(attrs: dict[str, Any], consumed: set[str]) -> dict:
     headers. Explicit `alephant.*` attributes beat headers. Secret headers are consumed (dropped)."""
     ctx: dict = {}
     explicit: list[tuple[str, Any]] = []
+    captured: list[tuple[int, str, str, Any]] = []
     for key, value in attrs.items():
         if key.startswith("alephant."):
             explicit.append((key, value))
@@ -66,8 +67,11 @@ def alephant_context(attrs: dict[str, Any], consumed: set[str]) -> dict:
                 consumed.add(key)
                 continue
             attr = headers.attribute_for(name)
-            if attr is not None and _put(ctx, attr, headers.header_value(value)):
-                consumed.add(key)
+            if attr is not None:
+                captured.append((headers.rank(name), key, attr, value))
+    for _, key, attr, value in sorted(captured, key=lambda c: -c[0]):  # the header table's first wins
+        if _put(ctx, attr, headers.header_value(value)):
+            consumed.add(key)
     for key, value in explicit:
         if _put(ctx, key, value):
             consumed.add(key)

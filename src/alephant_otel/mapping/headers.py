@@ -22,6 +22,15 @@ def is_secret(name: str) -> bool:
     return normalize(name) in _SECRETS
 
 
+_RANK = {h: i for i, h in enumerate(HEADER_ATTRIBUTES)}
+
+
+def rank(name: str) -> int:
+    """Position of a header in the convention table: when a span carries two headers for the
+    same attribute (`Alephant-Agent-Id` and the legacy `X-Alephant-Agent`), the earlier wins."""
+    return _RANK.get(normalize(name), len(_RANK))
+
+
 def attribute_for(name: str) -> str | None:
     """The Alephant attribute a header carries, or None when it carries none.
 
