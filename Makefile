@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test generate check-generated clean
+.PHONY: run test bench bench-full generate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks print a table of figures (see README, Performance); they assert nothing.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+bench-full: $(STAMP)
+	$(BIN)/python bench/run.py --full
 
 # Regenerate Python constants and docs/attributes.md from semconv/.
 generate: $(STAMP)

@@ -101,3 +101,20 @@ apis:
     assert unknown["cost_source"] == "unpriced" and "no price for tool 'unknown_tool'" in unknown["unpriced_reason"]
     assert (api["step_kind"], api["api_host"], api["api_method"], api["tool_cost"]) == ("api_call", "api.maps.example", "GET", Decimal("0.005"))
     assert (plan["step_kind"], plan["cost_source"], plan["tool_cost"]) == ("workflow_action", None, None)
+
+
+def test_fast_linear_prices_equal_genai_prices_exactly_including_tiers():
+    """Costs come from rates measured once per model and day; they must equal genai-prices' own
+    figure for every usage, on both sides of a tier (Claude's price doubles above 200k input)."""
+    import random
+    from alephant_otel.pricing import _price
+    day = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    rnd = random.Random(7)
+    for provider, model in [("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-4.1")]:
+        for _ in range(40):
+            inp, cr, cw, out = (rnd.choice([0, rnd.randrange(1, 5000), rnd.randrange(150_000, 260_000)]) for _ in range(4))
+            want = calc_price(Usage(input_tokens=inp + cr + cw, cache_read_tokens=cr or None, cache_write_tokens=cw or None,
+                                    output_tokens=out), model_ref=model, provider_id=provider,
+                              genai_request_timestamp=day).total_price.quantize(Decimal("1e-12"))
+            got = _price(provider, model, inp, cr, cw, out, int(day.timestamp()) // 86400)[0]
+            assert got == want, (model, inp, cr, cw, out)

@@ -95,5 +95,18 @@ def any_value(v) -> Any:
 
 
 def attributes(kvs) -> dict[str, Any]:
-    """Convert a repeated KeyValue into a dict; a later duplicate key wins, as in the SDKs."""
-    return {kv.key: any_value(kv.value) for kv in kvs}
+    """Convert a repeated KeyValue into a dict; a later duplicate key wins, as in the SDKs.
+    (The common scalar cases are inlined: this runs for every attribute of every span.)"""
+    out = {}
+    for kv in kvs:
+        v = kv.value
+        which = v.WhichOneof("value")
+        if which == "string_value":
+            out[kv.key] = v.string_value
+        elif which == "int_value":
+            out[kv.key] = v.int_value
+        elif which == "double_value":
+            out[kv.key] = v.double_value
+        else:
+            out[kv.key] = any_value(v)
+    return out

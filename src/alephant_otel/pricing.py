@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import genai_prices
 from genai_prices import Usage, calc_price
+from genai_prices.types import TieredPrices
 
 from .price_list import PriceList
 
@@ -44,13 +45,52 @@ PROVIDERS = {
 _TOKEN_FIELDS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
 
 
-@lru_cache(maxsize=65536)
-def _price(provider_id: str | None, model: str, inp: int, cr: int, cw: int, out: int, day: int):
-    usage = Usage(input_tokens=inp + cr + cw, cache_read_tokens=cr or None,
-                  cache_write_tokens=cw or None, output_tokens=out)
+_UNIT = 1000
+
+
+@lru_cache(maxsize=4096)
+def _model_prices(provider_id: str | None, model: str, day: int):
+    """genai-prices' model lookup (the slow part), once per provider, model and day:
+    (ModelPrice, model id, provider id, linear rates or None, input-token limit of the rates).
+    Rates are per token for (uncached input, cache read, cache write, output) plus a per-call
+    base, measured on the model's own price below its first tier (tiers start above a number
+    of input tokens), and kept only when they reproduce it exactly."""
     when = datetime.fromtimestamp(day * 86400, tz=timezone.utc)
-    calc = calc_price(usage, model_ref=model, provider_id=provider_id, genai_request_timestamp=when)
-    return calc.total_price.quantize(COST_PLACES), calc.model.id, calc.provider.id
+    calc = calc_price(Usage(input_tokens=1, output_tokens=1), model_ref=model, provider_id=provider_id,
+                      genai_request_timestamp=when)
+    mp = calc.model_price
+
+    def cost(inp=0, cr=0, cw=0, out=0) -> Decimal:
+        return mp.calc_price(Usage(input_tokens=inp + cr + cw, cache_read_tokens=cr or None,
+                                   cache_write_tokens=cw or None, output_tokens=out))["total_price"]
+    starts = [t.start for v in vars(mp).values() if isinstance(v, TieredPrices) for t in v.tiers]
+    limit = min(starts) if starts else None
+    rates = None
+    try:
+        base = cost()
+        rates = (base, (cost(inp=_UNIT) - base) / _UNIT, (cost(cr=_UNIT) - base) / _UNIT,
+                 (cost(cw=_UNIT) - base) / _UNIT, (cost(out=_UNIT) - base) / _UNIT)
+        probe = (1234, 567, 89, 4321)
+        if (limit is not None and limit < 2 * _UNIT) or _linear(rates, *probe) != cost(*probe):
+            rates = None  # not linear: price each call with genai-prices
+    except Exception:
+        rates = None
+    return mp, calc.model.id, calc.provider.id, rates, limit
+
+
+def _linear(rates, inp: int, cr: int, cw: int, out: int) -> Decimal:
+    base, ri, rcr, rcw, ro = rates
+    return base + inp * ri + cr * rcr + cw * rcw + out * ro
+
+
+def _price(provider_id: str | None, model: str, inp: int, cr: int, cw: int, out: int, day: int):
+    mp, model_id, provider, rates, limit = _model_prices(provider_id, model, day)
+    if rates is not None and (limit is None or inp + cr + cw <= limit):
+        total = _linear(rates, inp, cr, cw, out)
+    else:
+        total = mp.calc_price(Usage(input_tokens=inp + cr + cw, cache_read_tokens=cr or None,
+                                    cache_write_tokens=cw or None, output_tokens=out))["total_price"]
+    return total.quantize(COST_PLACES), model_id, provider
 
 
 COST_PREFERENCES = ("provided", "computed")

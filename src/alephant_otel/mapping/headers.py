@@ -5,6 +5,7 @@ array), and as the OTLP export call's own gRPC metadata / HTTP headers. Both use
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Iterable
 
 from ..semconv import HEADER_ATTRIBUTES, HEADER_PREFIXES, SECRET_HEADERS
@@ -18,6 +19,7 @@ def normalize(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
+@lru_cache(maxsize=4096)
 def is_secret(name: str) -> bool:
     return normalize(name) in _SECRETS
 
@@ -25,12 +27,14 @@ def is_secret(name: str) -> bool:
 _RANK = {h: i for i, h in enumerate(HEADER_ATTRIBUTES)}
 
 
+@lru_cache(maxsize=4096)
 def rank(name: str) -> int:
     """Position of a header in the convention table: when a span carries two headers for the
     same attribute (`Alephant-Agent-Id` and the legacy `X-Alephant-Agent`), the earlier wins."""
     return _RANK.get(normalize(name), len(_RANK))
 
 
+@lru_cache(maxsize=4096)
 def attribute_for(name: str) -> str | None:
     """The Alephant attribute a header carries, or None when it carries none.
 

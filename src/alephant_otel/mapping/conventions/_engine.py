@@ -18,6 +18,15 @@ class SpanInfo:
     attrs: dict[str, Any]
     scope_name: str | None
     resource: dict[str, Any]
+    _heads: frozenset | None = None
+
+    @property
+    def heads(self) -> frozenset:
+        """The first dotted segment of every attribute key (`gen_ai`, `ai`, `traceloop`, ...):
+        a convention whose key families are absent is skipped without scanning keys."""
+        if self._heads is None:
+            self._heads = frozenset(k.partition(".")[0] for k in self.attrs)
+        return self._heads
 
 
 @dataclass
@@ -84,7 +93,7 @@ def applies(table: dict, info: SpanInfo) -> bool:
     """Whether a convention that names how to recognise it is present on the span."""
     if not any(k in table for k in ("detect_keys", "detect_scopes", "detect_resource")):
         return True
-    if any(k in info.attrs for k in table.get("detect_keys", ())):
+    if not info.attrs.keys().isdisjoint(table.get("detect_keys", ())):
         return True
     scope = (info.scope_name or "").lower()
     if any(scope.startswith(s) for s in table.get("detect_scopes", ())):
@@ -100,11 +109,37 @@ def normalise_provider(value: str | None, aliases: dict[str, str]) -> str | None
     return aliases.get(v, v)
 
 
+def _triggers(t: dict) -> tuple[frozenset, tuple, frozenset]:
+    """Every key a convention can read, and the prefixes of the key families it reads."""
+    keys = set()
+    for section in ("fields", "context", "usage"):
+        for ks in t.get(section, {}).values():
+            keys.update(ks)
+    for k in ("kind_key", "request_type_key", "operation_key"):
+        if k in t:
+            keys.add(t[k])
+    if "operations" in t and "operation_key" not in t:
+        keys.add("gen_ai.operation.name")
+    for k in ("provided_cost", "detect_keys", "tags", "tags_csv"):
+        keys.update(t.get(k, ()))
+    keys.update(m["key"] for m in t.get("metadata_json", ()))
+    if "usage_json" in t:
+        keys.add(t["usage_json"]["key"])
+    prefixes = tuple(m["prefix"] for m in t.get("metadata", ()))
+    return frozenset(keys), prefixes, frozenset(p.partition(".")[0] for p in prefixes)
+
+
+_TRIGGERS = {name: _triggers(t) for name, t in CONVENTIONS.items()}
+
+
 def from_table(name: str, info: SpanInfo, consumed: set[str]) -> Extract:
     """Read everything a convention's table describes."""
-    t = CONVENTIONS[name]
-    attrs = info.attrs
     e = Extract([name])
+    attrs = info.attrs
+    keys, prefixes, heads = _TRIGGERS[name]
+    if keys.isdisjoint(attrs) and (heads.isdisjoint(info.heads) or not any(k.startswith(prefixes) for k in attrs)):
+        return e  # nothing of this convention on the span: the common case, kept cheap
+    t = CONVENTIONS[name]
     if "kind_key" in t:
         v = _text(attrs.get(t["kind_key"]))
         if v is not None:

@@ -21,7 +21,7 @@ _META = _TABLE["provider_metadata"]
 
 
 def extract(info: SpanInfo, consumed: set[str]) -> Extract | None:
-    if not any(k.startswith("ai.") for k in info.attrs):
+    if "ai" not in info.heads:
         return None
     raw_provider = info.attrs.get("ai.model.provider")
     e = from_table(NAME, info, consumed)
