@@ -64,13 +64,16 @@ def header_value(value: Any) -> str | None:
 
 
 def attributes_from_headers(pairs: Iterable[tuple[str, Any]]) -> dict[str, str]:
-    """Alephant attributes carried by (header name, value) pairs; secrets are never returned."""
+    """Alephant attributes carried by (header name, value) pairs; secrets are never returned.
+    Of two headers for one attribute, the earlier in the convention table wins."""
     out: dict[str, str] = {}
+    ranks: dict[str, int] = {}
     for name, value in pairs:
         attr = attribute_for(name)
         if attr is None:
             continue
         v = header_value(value)
-        if v is not None:
+        if v is not None and rank(name) <= ranks.get(attr, rank(name)):
             out[attr] = v
+            ranks[attr] = rank(name)
     return out
