@@ -22,7 +22,7 @@ FORCED, DEFAULTS = N_TIERS, N_TIERS + 1  # positions after the tiers in a span's
 
 def chain(tiers: list[dict], parent_chain: Chain | None) -> Chain:
     if parent_chain is None:
-        return [dict(t) for t in tiers[:N_TIERS]]
+        return list(tiers[:N_TIERS])
     return [merge(parent_chain[i], tiers[i]) for i in range(N_TIERS)]
 
 
@@ -33,18 +33,14 @@ def resolve(ch: Chain, trace_id: str, own: list[dict] | None = None) -> dict:
     (`own[FORCED]`: the virtual key's workspace, department and key id, beating anything the
     spans claim) and defaults (`own[DEFAULTS]`: the key's agent, the `default` workspace), used
     only where nothing else gives a value. Neither is inherited: each span has its own."""
-    out: dict = {}
-    for f in _FIELDS:
-        value = None
-        for tier in ch:
-            value = tier.get(f)
-            if value is not None:
-                break
-        out[f] = value
+    merged: dict = {}
     props: dict = {}
-    for tier in reversed(ch):
-        if "properties" in tier:
-            props.update(tier["properties"])
+    for tier in reversed(ch):  # the first tier wins: apply the last first
+        if tier:
+            merged.update(tier)
+            if "properties" in tier:
+                props.update(tier["properties"])
+    out = {f: merged.get(f) for f in _FIELDS}
     out["properties"] = props or None
     if out["run_id"] is None:
         out["run_id"] = trace_id

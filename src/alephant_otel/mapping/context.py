@@ -89,11 +89,12 @@ def request_context(metadata: Any) -> dict:
 
 
 def merge(low: dict, high: dict) -> dict:
-    """`high` over `low`, properties merged name by name."""
+    """`high` over `low`, properties merged name by name. May return one of its arguments
+    (tier dicts are not changed once built)."""
     if not low:
-        return dict(high)
+        return high
     if not high:
-        return dict(low)
+        return low
     out = {**low, **high}
     if "properties" in low and "properties" in high:
         out["properties"] = {**low["properties"], **high["properties"]}
