@@ -34,4 +34,6 @@ def classify(exc: BaseException) -> Refusal:
         return Refusal(grpc.StatusCode.UNAVAILABLE, 503, f"overloaded: {exc}; retry later", exc.retry_after)
     if isinstance(exc, StoreUnavailable):
         return Refusal(grpc.StatusCode.UNAVAILABLE, 503, str(exc), 1.0)
+    if isinstance(exc, TimeoutError):
+        return Refusal(grpc.StatusCode.UNAVAILABLE, 503, "the write did not finish in time; retry", 1.0)
     return Refusal(grpc.StatusCode.UNAVAILABLE, 503, "internal error while storing; retry", 1.0)

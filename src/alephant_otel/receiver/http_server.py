@@ -13,6 +13,7 @@ import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
+import aiohttp
 import grpc
 import orjson
 from aiohttp import web
@@ -88,13 +89,19 @@ class HttpReceiver:
             app.router.add_route(method, path, handler)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        # on stop, requests still uploading get a few seconds, not aiohttp's default minute
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, shutdown_timeout=3.0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:
+        """Stop accepting; requests still uploading are cut after a few seconds (their clients
+        were never acknowledged, so they retry); exports being written finish."""
         if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
+            try:
+                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=15)
+            except Exception:  # a client that never finishes its body must not hold shutdown up
+                log.warning("HTTP receiver: stopped with requests still open")
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._pool.shutdown(wait=True)
@@ -111,6 +118,10 @@ class HttpReceiver:
                 body = await request.read()
             except web.HTTPRequestEntityTooLarge:
                 raise TooLarge(f"body is over the {self.max_request_bytes}-byte limit") from None
+            except (ConnectionError, asyncio.IncompleteReadError, aiohttp.ClientPayloadError) as exc:
+                # the client went away mid-body: nothing to store, no one to answer, not our error
+                log.info("HTTP client disconnected before sending its whole body: %s", exc)
+                return web.Response(status=400)
             if request.headers.get("Content-Encoding", "").lower() == "gzip":
                 body = gunzip(body, self.max_request_bytes)
             metadata = list(request.headers.items())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -78,6 +79,8 @@ class Pipeline:
         if n == 0:
             return ExportResult(0, 0, 0, "")
         with self._queued_lock:  # refuse before mapping: an overloaded server does no work
+            if self._stopping:
+                raise StoreUnavailable("the server is stopping; retry")
             if self._queued_spans and self._queued_spans + n > self.max_queued_spans:
                 raise Overloaded(f"{self._queued_spans} spans are waiting to be written")
             self._queued_spans += n
@@ -99,11 +102,25 @@ class Pipeline:
         self._queue.put((job, fut))
         return fut.result(timeout=timeout)
 
-    def stop(self) -> None:
-        """Drain what is queued, then stop the writer thread."""
+    def stop(self, wait: float = 30.0) -> None:
+        """Refuse new exports (with a retry signal), let those being mapped and written finish
+        (up to `wait` seconds), write everything queued, then stop the writer thread. Exports
+        still unwritten after that fail with a retry signal instead of hanging."""
+        with self._queued_lock:
+            self._stopping = True
+        deadline = time.monotonic() + wait
+        while self._queued_spans and time.monotonic() < deadline:
+            time.sleep(0.05)
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        while True:  # anything enqueued after the writer stopped: answer, do not strand
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[1].set_exception(StoreUnavailable("the server stopped before writing this batch; retry"))
 
     # -- writer thread -------------------------------------------------------------------------
     def _run(self) -> None:
