@@ -41,16 +41,20 @@ def decode_request(data: bytes) -> ExportTraceServiceRequest:
 _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 
 
+_NOT_AN_ID = base64.b64encode(b"\0").decode()  # one byte: no valid id has that length
+
+
 def _hex_ids_to_base64(obj: dict) -> None:
     """OTLP/JSON writes ids as hex; the protobuf JSON mapping expects base64. An id that is not
-    hex becomes empty, so that its span is rejected alone (partial success), not the request."""
+    hex becomes one of an impossible length, so that its span is rejected alone (partial
+    success), not the request, and a bad parent id does not turn the span into a root."""
     for key in _ID_KEYS:
         v = obj.get(key)
-        if isinstance(v, str):
+        if isinstance(v, str) and v:
             try:
                 obj[key] = base64.b64encode(bytes.fromhex(v)).decode()
             except ValueError:
-                obj[key] = ""
+                obj[key] = _NOT_AN_ID
 
 
 def decode_json(data: bytes) -> ExportTraceServiceRequest:
@@ -74,7 +78,10 @@ def decode_json(data: bytes) -> ExportTraceServiceRequest:
         raise DecodeError(f"request body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
 
 
-def any_value(v) -> Any:
+MAX_DEPTH = 64  # nested arrays/kvlists deeper than this are kept as a marker string
+
+
+def any_value(v, depth: int = 0) -> Any:
     """Convert an OTLP AnyValue into str/bool/int/float/bytes-as-hex/list/dict/None."""
     which = v.WhichOneof("value")
     if which == "string_value":
@@ -85,10 +92,12 @@ def any_value(v) -> Any:
         return v.double_value
     if which == "bool_value":
         return v.bool_value
+    if which in ("array_value", "kvlist_value") and depth >= MAX_DEPTH:
+        return f"<nested deeper than {MAX_DEPTH} levels: not kept>"
     if which == "array_value":
-        return [any_value(x) for x in v.array_value.values]
+        return [any_value(x, depth + 1) for x in v.array_value.values]
     if which == "kvlist_value":
-        return {kv.key: any_value(kv.value) for kv in v.kvlist_value.values}
+        return {kv.key: any_value(kv.value, depth + 1) for kv in v.kvlist_value.values}
     if which == "bytes_value":
         return v.bytes_value.hex()
     return None

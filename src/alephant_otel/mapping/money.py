@@ -34,7 +34,8 @@ def money(raw: Any) -> Decimal | None:
         return None
     if not d.is_finite() or d < 0 or d >= MAX_AMOUNT:
         return None
-    return d.quantize(COST_PLACES, rounding=ROUND_HALF_EVEN)
+    d = d.quantize(COST_PLACES, rounding=ROUND_HALF_EVEN)
+    return d if d < MAX_AMOUNT else None  # rounding can reach the limit: DECIMAL(18, 12) holds less
 
 
 def currency(raw: Any) -> str:

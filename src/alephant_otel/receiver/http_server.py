@@ -42,6 +42,8 @@ def gunzip(body: bytes, limit: int) -> bytes:
         raise DecodeError(f"body is not valid gzip: {exc}") from None
     if len(out) > limit or d.unconsumed_tail:
         raise TooLarge(f"decompressed body is over the {limit}-byte limit")
+    if not d.eof:
+        raise DecodeError("gzip body is truncated (no end of stream)")
     return out
 
 
@@ -55,6 +57,14 @@ def _error(refusal: Refusal, content_type: str) -> web.Response:
     else:
         body, content_type = status.SerializeToString(), PROTOBUF
     return web.Response(status=refusal.http_status, body=body, content_type=content_type, headers=headers)
+
+
+async def _cancel_pending() -> None:
+    """Cancel what is left on the loop (connections of clients that never finished)."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class HttpReceiver:
@@ -83,14 +93,14 @@ class HttpReceiver:
 
     async def _start(self) -> None:
         # the body limit is ours (413 as a google.rpc.Status); aiohttp must not gunzip for us
-        app = web.Application(client_max_size=self.max_request_bytes + 1, handler_args={"auto_decompress": False})
+        app = web.Application(client_max_size=self.max_request_bytes, handler_args={"auto_decompress": False})
         app.router.add_post("/v1/traces", self._traces)
         for method, path, handler in self.extra_routes:
             app.router.add_route(method, path, handler)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
         # on stop, requests still uploading get a few seconds, not aiohttp's default minute
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, shutdown_timeout=3.0)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=3.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 
@@ -102,6 +112,10 @@ class HttpReceiver:
                 asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=15)
             except Exception:  # a client that never finishes its body must not hold shutdown up
                 log.warning("HTTP receiver: stopped with requests still open")
+            try:
+                asyncio.run_coroutine_threadsafe(_cancel_pending(), self._loop).result(timeout=5)
+            except Exception:
+                pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._pool.shutdown(wait=True)
