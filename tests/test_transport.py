@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from decimal import Decimal
 
 import grpc
 import orjson
@@ -247,3 +248,25 @@ def test_binding_beyond_loopback_without_keys_warns(tmp_path, caplog):
         s = Server(str(tmp_path / "open.duckdb"), "0.0.0.0", 0)
     s.store.close()
     assert any("without virtual keys" in rec.message for rec in caplog.records)
+
+
+def test_mapping_in_worker_processes_gives_the_same_steps(tmp_path):
+    """serve maps in worker processes by default (cores - 1): same steps as mapping in-thread,
+    with rules and prices carried to the workers."""
+    from alephant_otel.mapping.rules import RuleSet
+    from alephant_otel.price_list import PriceList
+    rules = RuleSet.parse("rules:\n  - match: {name: '^custom'}\n    set: {step_kind: tool_call, tool_name: {const: c}}\n")
+    prices = PriceList.parse("version: w1\ntools: {c: 0.5}\n")
+    body = (FIXTURES / "traceloop_openai.pb").read_bytes()
+    extra = request(make_span("custom thing", span_id=99))
+    results = []
+    for workers in (0, 1):
+        r = Running(tmp_path / f"w{workers}.duckdb", http_port=0, workers=workers, rules=rules, prices=prices).start()
+        try:
+            assert post(http_url(r), body)[0] == 200 and post(http_url(r), extra)[0] == 200
+            results.append(r.rows("SELECT span_id, step_kind, model, input_tokens, model_cost, tool_name, tool_cost,"
+                                  " session_id, user_id, run_id FROM steps ORDER BY span_id"))
+        finally:
+            r.stop()
+    assert results[0] == results[1] and len(results[0]) == 8
+    assert [x["tool_cost"] for x in results[1] if x["tool_name"] == "c"] == [Decimal("0.5")]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -27,6 +28,9 @@ from .options import db_option
 @click.option("--max-queued-spans", type=click.IntRange(1000), default=200_000, show_default=True,
               envvar="ALEPHANT_MAX_QUEUED_SPANS",
               help="Spans waiting to be written before exports are refused with a retry signal (bounds memory).")
+@click.option("--workers", type=click.IntRange(0, 64), default=None, envvar="ALEPHANT_WORKERS",
+              help="Processes that decode, map and price requests (default: cores - 1, at least 1; "
+                   "0 maps in the receiving threads) (env ALEPHANT_WORKERS).")
 @click.option("--require-auth", is_flag=True, envvar="ALEPHANT_REQUIRE_AUTH",
               help="Refuse exports without a valid virtual key even before any key exists.")
 @click.option("--store-content", is_flag=True, envvar="ALEPHANT_STORE_CONTENT",
@@ -38,7 +42,7 @@ from .options import db_option
 @click.option("--cost-preference", type=click.Choice(COST_PREFERENCES), default="provided", show_default=True,
               envvar="ALEPHANT_COST_PREFERENCE",
               help="Which model cost counts when a span brings its own and we compute one too (env ALEPHANT_COST_PREFERENCE).")
-def serve(db, host, grpc_port, http_port, no_http, max_request_bytes, max_queued_spans, require_auth,
+def serve(db, host, grpc_port, http_port, no_http, max_request_bytes, max_queued_spans, workers, require_auth,
           store_content, mapping, prices, cost_preference):
     """Receive OTLP traces and store them as priced steps.
 
@@ -56,7 +60,8 @@ def serve(db, host, grpc_port, http_port, no_http, max_request_bytes, max_queued
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = Server(db, host, grpc_port, None if no_http else http_port, rules=rules, cost_preference=cost_preference,
                     prices=price_list, store_content=store_content, require_auth=require_auth,
-                    max_request_bytes=max_request_bytes, max_queued_spans=max_queued_spans).start()
+                    max_request_bytes=max_request_bytes, max_queued_spans=max_queued_spans,
+                    workers=max(1, (os.cpu_count() or 2) - 1) if workers is None else workers).start()
     endpoint = f"http://{server.grpc.address}"
     click.echo(f"alephant-otel {__version__}: OTLP/gRPC listening on {server.grpc.address}, storing in {db}")
     if server.http is not None:

@@ -140,7 +140,7 @@ def _reprice_handler(pipeline: Pipeline, token: str):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         n = pipeline.run_in_writer(lambda store: store.reprice(prices, prefer, since, until))
         if req.get("prices"):
-            pipeline.prices = prices  # what is received from now on is priced the same way
+            pipeline.set_prices(prices)  # what is received from now on is priced the same way
         return orjson.dumps({"repriced": n, "price_source": prices.source if prices else None})
     return reprice
 

@@ -44,8 +44,10 @@ class ExportResult:
 class Pipeline:
     def __init__(self, store: Store, max_queued_spans: int = 200_000, max_group_spans: int = 50_000,
                  rules=None, cost_preference: str = "provided", prices=None,
-                 store_content: bool = False):
+                 store_content: bool = False, workers: int = 0):
         self.store = store
+        self.workers = workers
+        self._pool = None
         self.rules = rules
         self.cost_preference = cost_preference
         self.prices = prices
@@ -59,8 +61,23 @@ class Pipeline:
         self._stopping = False
 
     def start(self) -> "Pipeline":
+        self._start_pool()
         self._thread.start()
         return self
+
+    def _start_pool(self) -> None:
+        if self.workers:
+            from .workers import MapperPool
+            self._pool = MapperPool(self.workers, rules=self.rules, prices=self.prices,
+                                    cost_preference=self.cost_preference, store_content=self.store_content)
+
+    def set_prices(self, prices) -> None:
+        """Price what is received from now on with `prices` (worker processes are restarted)."""
+        self.prices = prices
+        if self._pool is not None:
+            old = self._pool
+            self._start_pool()
+            old.shutdown()
 
     def map(self, request, metadata=None, attribution=None) -> MappedBatch:
         batch = map_request(request, metadata, self.rules, attribution, self.store_content)
@@ -72,9 +89,12 @@ class Pipeline:
         """Decode, map and price on the caller's thread; block until committed. Raises
         DecodeError (bad request), Overloaded (retry later) or StoreUnavailable (retry)."""
         request = decode_json(data) if codec == "json" else decode_request(data)
-        return self.export_request(request, metadata, attribution, timeout)
+        raw = (data, codec) if self._pool is not None else None
+        return self.export_request(request, metadata, attribution, timeout, raw)
 
-    def export_request(self, request, metadata=None, attribution=None, timeout: float | None = 120.0) -> ExportResult:
+    def export_request(self, request, metadata=None, attribution=None, timeout: float | None = 120.0,
+                       raw: tuple[bytes, str] | None = None) -> ExportResult:
+        """`raw` (the request's bytes and codec) lets a worker process map it."""
         n = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         if n == 0:
             return ExportResult(0, 0, 0, "")
@@ -85,7 +105,10 @@ class Pipeline:
                 raise Overloaded(f"{self._queued_spans} spans are waiting to be written")
             self._queued_spans += n
         try:
-            batch = self.map(request, metadata, attribution)
+            if raw is not None and self._pool is not None:
+                batch = self._pool.map(raw[0], raw[1], metadata, attribution)
+            else:
+                batch = self.map(request, metadata, attribution)
             fut: Future = Future()
             self._queue.put((batch, fut))
             result = fut.result(timeout=timeout)
@@ -114,6 +137,8 @@ class Pipeline:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        if self._pool is not None:
+            self._pool.shutdown()
         while True:  # anything enqueued after the writer stopped: answer, do not strand
             try:
                 item = self._queue.get_nowait()

@@ -33,12 +33,13 @@ class Server:
     def __init__(self, db_path: str, host: str = "127.0.0.1", grpc_port: int = 4317, http_port: int | None = None,
                  rules=None, cost_preference: str = "provided", prices=None, store_content: bool = False,
                  require_auth: bool = False, max_request_bytes: int = MAX_MESSAGE_BYTES,
-                 max_queued_spans: int = 200_000):
+                 max_queued_spans: int = 200_000, workers: int = 0):
         self.db_path = db_path
         self.store = Store(db_path)
         self.auth = Authenticator.from_store(self.store.con, require_auth)
         self.pipeline = Pipeline(self.store, max_queued_spans=max_queued_spans, rules=rules,
-                                 cost_preference=cost_preference, prices=prices, store_content=store_content)
+                                 cost_preference=cost_preference, prices=prices, store_content=store_content,
+                                 workers=workers)
         self.info = None
         self.admin_token = secrets.token_urlsafe(24)
         self.http = None
