@@ -12,6 +12,7 @@ Real disagreements between the generated OTTL and the mapper are kept as strict 
 """
 from __future__ import annotations
 
+
 import copy
 import re
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
@@ -30,6 +31,7 @@ from alephant_otel.otlp import attributes
 from alephant_otel.semconv import CONTEXT_ATTRIBUTES, HEADER_ATTRIBUTES, SECRET_HEADERS, STEP_KIND, STEP_KINDS
 
 import ottl_subset as ottl
+from test_mapping import TRACE, _value
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "collector-config"
@@ -206,20 +208,7 @@ def test_evaluator_semantics_the_config_relies_on():
 # ---------------------------------------------------------------------------------------------
 # d. semantic equivalence with the mapper
 
-TRACE = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
 H = "http.request.header."
-
-
-def _value(v) -> AnyValue:
-    if isinstance(v, bool):
-        return AnyValue(bool_value=v)
-    if isinstance(v, int):
-        return AnyValue(int_value=v)
-    if isinstance(v, float):
-        return AnyValue(double_value=v)
-    if isinstance(v, list):
-        return AnyValue(array_value=ArrayValue(values=[_value(x) for x in v]))
-    return AnyValue(string_value=v)
 
 
 def _kvs(d: dict) -> list[KeyValue]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from alephant_otel.api import Store, map_request, map_span, price_steps, resolve_steps
 from alephant_otel.otlp import decode_request

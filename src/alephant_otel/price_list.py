@@ -26,9 +26,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import AlephantError
+from .yaml_files import parse_yaml, read_yaml
 
 MILLION = Decimal(1_000_000)
 
@@ -89,18 +88,14 @@ class PriceList:
 
     @classmethod
     def load(cls, path: str | Path) -> "PriceList":
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise PriceListError(f"{path}: cannot read: {exc.strerror}") from None
-        return cls.parse(text, str(path))
+        return cls._build(*read_yaml(path, PriceListError))
 
     @classmethod
     def parse(cls, text: str, source: str = "<prices>") -> "PriceList":
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PriceListError(f"{source}: not valid YAML: {exc}") from None
+        return cls._build(parse_yaml(text, source, PriceListError), source)
+
+    @classmethod
+    def _build(cls, doc, source: str) -> "PriceList":
         if not isinstance(doc, dict):
             raise PriceListError(f"{source}: expected a mapping with version, tools, apis, models")
         extra = set(doc) - {"version", "currency", "tools", "apis", "models"}

@@ -34,9 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import AlephantError
+from ..yaml_files import parse_yaml, read_yaml
 from ..otlp import SPAN_KINDS
 from ..semconv import CONTEXT_ATTRIBUTES, STEP_KINDS
 from .conventions import Extract, SpanInfo
@@ -133,18 +132,14 @@ class RuleSet:
 
     @classmethod
     def load(cls, path: str | Path) -> "RuleSet":
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise RulesError(f"{path}: cannot read: {exc.strerror}") from None
-        return cls.parse(text, str(path))
+        return cls._build(*read_yaml(path, RulesError))
 
     @classmethod
     def parse(cls, text: str, source: str = "<rules>") -> "RuleSet":
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise RulesError(f"{source}: not valid YAML: {exc}") from None
+        return cls._build(parse_yaml(text, source, RulesError), source)
+
+    @classmethod
+    def _build(cls, doc, source: str) -> "RuleSet":
         if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
             raise RulesError(f"{source}: expected a mapping with a `rules:` list")
         extra = set(doc) - {"rules"}
