@@ -266,3 +266,15 @@ def test_property_grouping_and_filter_on_cost_and_margin(tmp_path):
     assert {x["property.plan"]: x["revenue"] for x in out} == {"gold": 1.0, "free": 0.0}
     bad = CliRunner().invoke(main, ["cost", "--by", "run", "--where", "nonsense", "--db", str(r.db)])
     assert bad.exit_code == 1 and "--where" in bad.output
+
+
+def test_sessions_view_leaves_out_steps_without_a_session_but_cost_by_session_shows_them(tmp_path):
+    r = Running(tmp_path / "nosess.duckdb").start()
+    with shutdown(r.provider()) as tracer:
+        for attrs in ({"alephant.session.id": "s1", "alephant.cost.amount": 1}, {"alephant.cost.amount": 2}):
+            with tracer.start_as_current_span("x", attributes=attrs):
+                pass
+    assert [x["session_id"] for x in r.rows("SELECT session_id FROM sessions")] == ["s1"]
+    r.stop()
+    out = json.loads(CliRunner().invoke(main, ["cost", "--by", "session", "--db", str(r.db), "--format", "json"]).output)
+    assert {x["session_id"]: x["cost"] for x in out} == {None: 2.0, "s1": 1.0}

@@ -27,6 +27,13 @@ MONEY_KEYS = ["trace_id", "span_id", "run_id", "session_id", "agent_id", "user_i
               "endpoint_id", "department_id", "workspace_id", "virtual_key_id", "prompt_id", "prompt_version",
               "provider", "model", "tool_name", "api_host", "step_kind", "start_time", "retry_attempt", "properties"]
 
+# (component, amount expression, currency expression)
+_AMOUNTS = [("model_cost", "model_cost", "currency"),
+            ("tool_cost", "tool_cost", "tool_cost_currency"),
+            ("payment_spend", PAYMENT_SPEND, "payment_currency"),
+            ("fees", "fee_amount", "fee_currency"),
+            ("revenue", REVENUE, REVENUE_CURRENCY)]
+
 MONEY_SQL = (
     "WITH b AS (SELECT " + ", ".join(MONEY_KEYS) + ", model_cost, currency, tool_cost, tool_cost_currency,"
     f" {PAYMENT_SPEND} AS payment_spend, payment_currency, fee_amount, fee_currency,"
@@ -62,7 +69,10 @@ class Rollup:
     stats: list[tuple[str, str, str]] = field(default_factory=list)
     retries: bool = False
 
-    def sql(self, where: str = "", order: str | None = None) -> str:
+    def sql(self, where: str = "", order: str | None = None, skip_null_keys: bool = False) -> str:
+        if skip_null_keys:  # e.g. the sessions view: steps without a session are not a session
+            nn = " AND ".join(f"{expr} IS NOT NULL" for expr, _ in self.keys)
+            where = f"({where}) AND {nn}" if where else nn
         key_cols = ", ".join(f"{expr} AS \"{name}\"" for expr, name in self.keys)
         group = ", ".join(str(i + 1) for i in range(len(self.keys)))
         stats = ",\n    ".join([f"{sql} AS {name}" for sql, name, _ in self.stats] + [
@@ -75,9 +85,17 @@ class Rollup:
             "min(start_time) AS start_time", "max(end_time) AS end_time",
         ] + (["count(*) FILTER (WHERE retry_attempt > 0) AS retries"] if self.retries else []))
         sums = ",\n    ".join(f"sum(amount) FILTER (WHERE component = '{c}') AS {c}" for c in COMPONENTS)
-        retried = (",\n    sum(amount) FILTER (WHERE retry_attempt > 0 AND component <> 'revenue') AS retried_cost"
+        retried = (",\n    sum(retried) FILTER (WHERE component <> 'revenue') AS retried_cost"
                    if self.retries else "")
         filt = f"WHERE {where}" if where else ""
+        # money: each component aggregated on its own columns, then pivoted (ten times faster than
+        # aggregating the unpivoted `money` view: only the columns each amount needs are read)
+        per_component = "\n    UNION ALL ".join(
+            f"SELECT {key_cols}, {ccy} AS currency, '{name}' AS component, sum({amt}) AS amount,"
+            f" sum({amt}) FILTER (WHERE retry_attempt > 0) AS retried"
+            f" FROM _spans WHERE {amt} IS NOT NULL{' AND (' + where + ')' if where else ''}"
+            f" GROUP BY {group}, {len(self.keys) + 1}"
+            for name, amt, ccy in _AMOUNTS)
         join = " AND ".join(f"s.\"{n}\" IS NOT DISTINCT FROM m.\"{n}\"" for _, n in self.keys)
         names = [n for _, n in self.keys]
         stat_names = [n for _, n, _ in self.stats] + ["step_count", "model_calls", "tool_calls", "error_count",
@@ -92,7 +110,8 @@ class Rollup:
         if self.retries:
             out += ", coalesce(m.retried_cost, 0) AS retried_cost"
         sql = (f"WITH s AS (\n  SELECT {key_cols},\n    {stats}\n  FROM _spans {filt} GROUP BY {group}\n),\n"
-               f"m AS (\n  SELECT {key_cols}, currency,\n    {sums}{retried}\n  FROM money {filt} GROUP BY {group}, currency\n)\n"
+               f"m AS (\n  SELECT {', '.join(chr(34) + n + chr(34) for n in names)}, currency,\n    {sums}{retried}\n"
+               f"  FROM (\n    {per_component}\n  ) GROUP BY ALL\n)\n"
                f"SELECT {out}\nFROM s LEFT JOIN m ON {join}")
         if order:
             sql += f"\nORDER BY {order}"

@@ -196,7 +196,7 @@ VIEWS: dict[str, tuple[str, str, dict[str, str]]] = {
     "steps": ("One row per span (and per payment or policy event): the step it is, its run context "
               "(inheritance resolved), tokens, cost and money.", STEPS_SQL, STEP_COLUMNS),
     "money": ("One row per amount of a step: each cost component and revenue with its currency.", MONEY_SQL, MONEY_COLUMNS_DOC),
-    **{name: (doc, _LEVELS[level].sql(), _rollup_view(_LEVELS[level], keys))
+    **{name: (doc, _LEVELS[level].sql(skip_null_keys=name == "sessions"), _rollup_view(_LEVELS[level], keys))
        for name, (doc, level, keys) in ROLLUP_VIEWS.items()},
     "policy_decisions": ("Policy decisions by agent and policy, with the runs each blocked or escalated.", POLICY_SQL, POLICY_COLUMNS),
     "spans": ("The raw span fields, as sent.", SPANS_SQL, SPAN_COLUMNS_DOC),
