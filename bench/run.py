@@ -127,6 +127,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="longer runs and bigger files")
     ap.add_argument("--seconds", type=float, default=None, help="seconds of load per measurement")
+    ap.add_argument("--prefill", type=int, default=0, metavar="N",
+                    help="first fill the file with N synthetic steps (bench/bigfile.py) to measure ingest on a big store")
     args = ap.parse_args()
     seconds = args.seconds or (60 if args.full else 15)
     requests = [make_request(i) for i in range(40 if args.full else 12)]
@@ -137,6 +139,14 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="alephant-bench-"))
     db = tmp / "bench.duckdb"
+    if args.prefill:
+        from bigfile import FILL
+        from alephant_otel.store import Store
+        Store(db).close()
+        with duckdb.connect(str(db)) as con:
+            for start in range(0, args.prefill, 1_000_000):
+                con.execute(FILL.format(start=start, stop=min(args.prefill, start + 1_000_000)))
+        rows.append(("steps in the file before the load (synthetic)", f"{args.prefill:,}"))
     proc, address = start_server(db)
     stop, rss = threading.Event(), [0]
     sampler = threading.Thread(target=peak_rss, args=(proc, stop, rss))
