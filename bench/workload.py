@@ -1,7 +1,8 @@
-"""The benchmark workload: pre-serialized ExportTraceServiceRequests of gen_ai chat spans.
+"""The benchmark workload: pre-serialized ExportTraceServiceRequests of gen_ai spans.
 
-Each request has `spans` spans (default 1000) of ~18 attributes: GenAI chat attributes with
-usage, captured request headers (run, session, agent), ~10 spans per trace, ~5% errors.
+Each request has `spans` spans (default 1000) of ~18 attributes, ~10 spans per trace: an
+`invoke_agent` root and nine chat spans under it with usage, captured request headers (run,
+session, agent) and ~5% errors.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def make_request(seed: int, spans: int = 1000, start_ns: int = 1_795_000_000_000
         span_id = os.urandom(8)
         inp = rnd.randrange(200, 8000)
         attrs = {
-            "gen_ai.operation.name": "chat", "gen_ai.provider.name": PROVIDERS[model],
+            "gen_ai.operation.name": "chat" if parent else "invoke_agent", "gen_ai.provider.name": PROVIDERS[model],
             "gen_ai.request.model": model, "gen_ai.response.model": model,
             "gen_ai.usage.input_tokens": inp, "gen_ai.usage.output_tokens": rnd.randrange(10, 800),
             "gen_ai.usage.cache_read.input_tokens": rnd.randrange(0, inp // 2),
