@@ -7,6 +7,9 @@ the single writer stays in the receiver's process.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 from ..mapping import MappedBatch, map_request
@@ -16,8 +19,16 @@ from ..pricing import price_steps
 _OPTIONS: dict = {}
 
 
-def _init(options: dict) -> None:
+def _init(options: dict, receiver_pid: int) -> None:
     _OPTIONS.update(options)
+    threading.Thread(target=_exit_with_receiver, args=(receiver_pid,), daemon=True).start()
+
+
+def _exit_with_receiver(receiver_pid: int) -> None:
+    """A worker whose receiver died (even by SIGKILL, which skips every cleanup) exits too."""
+    while os.getppid() == receiver_pid:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def map_bytes(data: bytes, codec: str, metadata, attribution) -> MappedBatch:
@@ -30,9 +41,10 @@ def map_bytes(data: bytes, codec: str, metadata, attribution) -> MappedBatch:
 
 class MapperPool:
     def __init__(self, workers: int, **options):
-        # forkserver: never fork a process that runs gRPC threads
-        ctx = multiprocessing.get_context("forkserver")
-        self._pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(options,))
+        # spawn: never fork a process that runs gRPC threads; workers are the receiver's children
+        ctx = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init,
+                                         initargs=(options, os.getpid()))
         self.workers = workers
 
     def map(self, data: bytes, codec: str, metadata, attribution) -> MappedBatch:
