@@ -1,4 +1,4 @@
-"""`alephant-otel sql`, `migrate` and `reprice`."""
+"""`alephant-otel sql`, `migrate`, `reprice` and `maintain`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import click
 
 from ..pricing import COST_PREFERENCES
 from . import main
-from .options import db_option, format_option
+from .options import data_path_option, db_option, format_option
 from .render import render, run_query
 
 
@@ -27,8 +27,9 @@ def sql(query, db, fmt):
 
 @main.command()
 @db_option
-def migrate(db):
-    """Upgrade a store file to this version's schema (serve does this too).
+@data_path_option
+def migrate(db, data_path):
+    """Upgrade a store to this version's schema (serve does this too).
 
     \b
     Example:
@@ -36,7 +37,7 @@ def migrate(db):
     """
     from ..store import open_for_writing
 
-    open_for_writing(db).close()
+    open_for_writing(db, data_path).close()
     click.echo(f"{db} is at the current schema")
 
 
@@ -78,3 +79,43 @@ def reprice(prices, since, until, cost_preference, db):
                               parse_time(since, "--since") if since else None,
                               parse_time(until, "--until") if until else None)
     click.echo(f"repriced {n} step{'s' if n != 1 else ''}" + (f" with {price_list.source}" if price_list else ""))
+
+
+_DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(ctx, param, value):
+    from datetime import timedelta
+
+    text = str(value).strip().lower()
+    if len(text) >= 2 and text[:-1].isdigit() and text[-1] in _DURATION:
+        return timedelta(seconds=int(text[:-1]) * _DURATION[text[-1]])
+    raise click.BadParameter("use a duration like 30m, 1h or 7d")
+
+
+@main.command()
+@db_option
+@data_path_option
+@click.option("--retention-days", type=click.IntRange(1), default=None, envvar="ALEPHANT_RETENTION_DAYS",
+              help="Delete steps that started more than N days ago (both backends; env ALEPHANT_RETENTION_DAYS).")
+@click.option("--keep-snapshots", default="1h", show_default=True, callback=_duration, metavar="DURATION",
+              help="DuckLake: expire snapshots older than this and delete the files only they used "
+                   "(readers running longer than this may lose files under them).")
+def maintain(db, data_path, retention_days, keep_snapshots):
+    """Housekeeping: retention, and on a DuckLake adoption, duplicate removal and compaction.
+
+    On a DuckLake (run it while receivers write, e.g. hourly from cron): adopts orphans whose
+    parent another receiver stored, deletes duplicate copies of spans that two receivers
+    committed at once, merges the small Parquet files streaming writes leave, expires old
+    snapshots and deletes unused files. On a DuckDB file (stop the server first): deletes what
+    retention drops and checkpoints.
+
+    \b
+    Example:
+      alephant-otel maintain --store ducklake:postgres://alephant@db:5432/lake --retention-days 90
+      alephant-otel maintain --db ./alephant.duckdb --retention-days 30
+    """
+    from ..store.maintain import maintain as run
+
+    for what, n in run(db, data_path, retention_days, keep_snapshots):
+        click.echo(f"{what}: {n}")

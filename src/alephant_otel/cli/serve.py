@@ -11,11 +11,12 @@ from .. import __version__
 from ..config import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_HTTP_PORT
 from ..pricing import COST_PREFERENCES
 from . import main
-from .options import db_option
+from .options import data_path_option, db_option
 
 
 @main.command()
 @db_option
+@data_path_option
 @click.option("--host", default=DEFAULT_HOST, show_default=True, envvar="ALEPHANT_HOST",
               help="Address to listen on (env ALEPHANT_HOST).")
 @click.option("--grpc-port", type=click.IntRange(0, 65535), default=DEFAULT_GRPC_PORT, show_default=True,
@@ -42,7 +43,7 @@ from .options import db_option
 @click.option("--cost-preference", type=click.Choice(COST_PREFERENCES), default="provided", show_default=True,
               envvar="ALEPHANT_COST_PREFERENCE",
               help="Which model cost counts when a span brings its own and we compute one too (env ALEPHANT_COST_PREFERENCE).")
-def serve(db, host, grpc_port, http_port, no_http, max_request_bytes, max_queued_spans, workers, require_auth,
+def serve(db, data_path, host, grpc_port, http_port, no_http, max_request_bytes, max_queued_spans, workers, require_auth,
           store_content, mapping, prices, cost_preference):
     """Receive OTLP traces and store them as priced steps.
 
@@ -50,6 +51,7 @@ def serve(db, host, grpc_port, http_port, no_http, max_request_bytes, max_queued
     Example:
       alephant-otel serve --db ./alephant.duckdb --grpc-port 4317
       alephant-otel serve --mapping examples/rules/payments.yaml --prices examples/prices.yaml
+      alephant-otel serve --store ducklake:postgres://alephant@db.internal:5432/lake --data-path /mnt/lake
     """
     from ..mapping.rules import RuleSet
     from ..price_list import PriceList
@@ -61,9 +63,10 @@ def serve(db, host, grpc_port, http_port, no_http, max_request_bytes, max_queued
     server = Server(db, host, grpc_port, None if no_http else http_port, rules=rules, cost_preference=cost_preference,
                     prices=price_list, store_content=store_content, require_auth=require_auth,
                     max_request_bytes=max_request_bytes, max_queued_spans=max_queued_spans,
-                    workers=max(1, (os.cpu_count() or 2) - 1) if workers is None else workers).start()
+                    workers=max(1, (os.cpu_count() or 2) - 1) if workers is None else workers,
+                    data_path=data_path).start()
     endpoint = f"http://{server.grpc.address}"
-    click.echo(f"alephant-otel {__version__}: OTLP/gRPC listening on {server.grpc.address}, storing in {db}")
+    click.echo(f"alephant-otel {__version__}: OTLP/gRPC listening on {server.grpc.address}, storing in {server.store.path}")
     if server.http is not None:
         click.echo(f"OTLP/HTTP listening on http://{server.http.address}/v1/traces")
     click.echo("Auth: virtual keys required" if server.auth.required else

@@ -1,8 +1,10 @@
-"""Where query commands read from: the file itself, or the server that holds it.
+"""Where query commands read from: the file itself, the server that holds it, or a DuckLake.
 
 `connect(db)` returns a RemoteSource when a live server holds the file (see
-receiver/discovery.py) and a LocalSource (read-only DuckDB connection) otherwise. Both return
-Arrow tables, so results look the same either way.
+receiver/discovery.py) and a LocalSource (read-only DuckDB connection) otherwise. A DuckLake
+(`ducklake:postgres://...`) is always read directly: DuckLake has any number of readers, so
+the CLI attaches it read-only while receivers write. Both return Arrow tables, so results look
+the same either way.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pyarrow as pa
 from ..errors import QueryError, StoreError
 from ..receiver import discovery
 from ..receiver.grpc_server import QUERY_SERVICE, TOKEN_HEADER
-from ..store import is_lock_error, open_for_reading
+from ..store import is_lock_error, open_for_reading, parse_spec
 from .queries import named
 
 
@@ -82,8 +84,11 @@ class RemoteSource:
 
 
 def running_server(db_path: str) -> RemoteSource | None:
-    """The live server that holds `db_path`, if there is one."""
-    info = discovery.read_info(db_path)
+    """The live server that holds `db_path`, if there is one (never for a DuckLake)."""
+    spec = parse_spec(db_path)
+    if spec.is_lake:
+        return None
+    info = discovery.read_info(spec.path)
     if info is None:
         return None
     remote = RemoteSource(info, timeout=60.0)

@@ -33,9 +33,9 @@ class Server:
     def __init__(self, db_path: str, host: str = "127.0.0.1", grpc_port: int = 4317, http_port: int | None = None,
                  rules=None, cost_preference: str = "provided", prices=None, store_content: bool = False,
                  require_auth: bool = False, max_request_bytes: int = MAX_MESSAGE_BYTES,
-                 max_queued_spans: int = 200_000, workers: int = 0):
-        self.db_path = db_path
-        self.store = Store(db_path)
+                 max_queued_spans: int = 200_000, workers: int = 0, data_path: str | None = None):
+        self.db_path = db_path  # a DuckDB file, or a DuckLake (ducklake:postgres://..., with data_path)
+        self.store = Store(db_path, data_path)
         self.auth = Authenticator.from_store(self.store.con, require_auth)
         self.pipeline = Pipeline(self.store, max_queued_spans=max_queued_spans, rules=rules,
                                  cost_preference=cost_preference, prices=prices, store_content=store_content,
@@ -49,6 +49,8 @@ class Server:
             if http_port is not None:
                 self.http = HttpReceiver(self.pipeline, host, http_port, auth=self.auth,
                                          max_request_bytes=max_request_bytes)
+                from ..ui import routes as ui_routes  # the read-only web view, under /ui
+                self.http.extra_routes += ui_routes(self.store, self.auth, self.admin_token)
         except BaseException:
             self.store.close()
             raise
@@ -61,7 +63,10 @@ class Server:
         self.grpc.start()
         if self.http is not None:
             self.http.start()
-        self.info = discovery.write_info(self.db_path, self.grpc.address, self.admin_token)
+        if self.store.local:  # a DuckLake is read directly by the CLI: nothing to discover
+            self.info = discovery.write_info(self.store.path, self.grpc.address, self.admin_token)
+        # a DuckLake: adopt orphans other receivers' spans complete; see keys other CLIs create
+        self.store.start_background(lambda con: self.auth.set_keys(keys.all_keys(con)))
         return self
 
     def stop(self, grace: float = 5.0) -> None:
@@ -72,7 +77,7 @@ class Server:
         self.pipeline.stop()
         self.store.close()
         if self.info is not None:
-            discovery.remove_info(self.db_path, self.info)
+            discovery.remove_info(self.store.path, self.info)
 
     # -- virtual keys while serving (the writer thread owns the file) --------------------------
     def create_key(self, workspace, department=None, agent=None):

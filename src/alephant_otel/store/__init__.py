@@ -1,20 +1,35 @@
-"""The DuckDB store: schema, migrations, the single writer, and the public views."""
+"""The store: schema, migrations, the single writer, and the public views.
+
+`Store(spec)` opens a DuckDB file (a path, or `duckdb:PATH`) or a DuckLake
+(`ducklake:postgres://user@host:port/dbname`, see lake.py and backends.py); both have the same
+API and the same public views.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pyarrow as pa
 
+from .backends import StoreSpec, parse_spec
 from .database import is_lock_error, open_for_reading, open_for_writing
 from .writer import WriteResult, Writer
 
 
 class Store:
-    """A store file opened for writing (one per file). Reads go through `query`, which uses
-    its own cursor so it never waits for, or blocks, the writer."""
+    """A store opened for writing. A DuckDB file has one writer (one process); a DuckLake has
+    any number of them. Reads go through `query`, which uses its own cursor so it never waits
+    for, or blocks, the writer."""
 
-    def __init__(self, path: str | Path):
-        self.path = str(path)
+    local = True  # a DuckDB file on this machine (a running server can be found beside it)
+
+    def __new__(cls, path: str | Path, *args, **kwargs):
+        if cls is Store and parse_spec(str(path)).is_lake:
+            return super().__new__(LakeStore)
+        return super().__new__(cls)
+
+    def __init__(self, path: str | Path, data_path: str | None = None):
+        self.spec: StoreSpec = parse_spec(str(path))
+        self.path = self.spec.path
         self.con = open_for_writing(self.path)
         self.writer = Writer(self.con)
 
@@ -27,11 +42,17 @@ class Store:
         return reprice(self.con, prices, prefer, since, until)
 
     def query(self, sql: str, params=None) -> pa.Table:
-        cur = self.con.cursor()
+        cur = self._cursor()
         try:
             return cur.execute(sql, params or []).to_arrow_table()
         finally:
             cur.close()
+
+    def _cursor(self):
+        return self.con.cursor()
+
+    def start_background(self, on_tick=None, interval: float | None = None) -> None:
+        """Periodic work while serving (a DuckDB file has none; see LakeStore)."""
 
     def close(self) -> None:
         self.con.close()
@@ -43,4 +64,52 @@ class Store:
         self.close()
 
 
-__all__ = ["Store", "WriteResult", "open_for_reading", "open_for_writing", "is_lock_error"]
+class LakeStore(Store):
+    """A DuckLake opened for writing by one of several receivers (see lake.py). While serving,
+    a background thread adopts orphans whose missing ancestor another receiver stored."""
+
+    local = False
+    adopt_interval = 2.0  # seconds between adoption passes while serving
+
+    def __init__(self, path: str | Path, data_path: str | None = None):
+        from . import lake
+
+        self.spec = parse_spec(str(path))
+        self.path = self.spec.display
+        self.con = lake.open_for_writing(self.spec, data_path)
+        self.writer = lake.LakeWriter(self.con)
+        self._background = None
+
+    def _cursor(self):
+        from .backends import LAKE_ALIAS
+
+        cur = self.con.cursor()
+        cur.execute(f"USE {LAKE_ALIAS}")
+        return cur
+
+    def reprice(self, prices, prefer: str = "provided", since=None, until=None) -> int:
+        from .lake import retrying
+        from .reprice import reprice
+        return retrying(lambda: reprice(self.con, prices, prefer, since, until, table="_span_rows"), what="reprice")
+
+    def adopt(self) -> int:
+        """One adoption pass now (see adopt.py); returns how many spans were re-resolved."""
+        from .adopt import adopt
+        return adopt(self.writer)
+
+    def start_background(self, on_tick=None, interval: float | None = None) -> None:
+        from .lake import Background
+
+        if self._background is None:
+            self._background = Background(self._cursor(), interval or self.adopt_interval, on_tick)
+            self._background.start()
+
+    def close(self) -> None:
+        if self._background is not None:
+            self._background.stop()
+            self._background = None
+        self.con.close()
+
+
+__all__ = ["Store", "LakeStore", "WriteResult", "open_for_reading", "open_for_writing", "is_lock_error",
+           "parse_spec"]

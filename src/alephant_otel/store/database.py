@@ -7,6 +7,7 @@ import duckdb
 
 from ..errors import SchemaTooNew, StoreError
 from . import schema, views
+from .backends import parse_spec
 
 
 def _version(con) -> int | None:
@@ -26,9 +27,14 @@ def check_version(version: int | None, path: str) -> None:
             f"({schema.SCHEMA_VERSION}); upgrade alephant-otel to read it")
 
 
-def open_for_writing(path: str | Path) -> duckdb.DuckDBPyConnection:
-    """Open (creating or migrating) the store file for writing; one writer per file."""
-    path = str(path)
+def open_for_writing(path: str | Path, data_path: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open (creating or migrating) the store for writing: a DuckDB file (one writer per file)
+    or a DuckLake (`ducklake:postgres://...`, see lake.py)."""
+    spec = parse_spec(str(path))
+    if spec.is_lake:
+        from . import lake
+        return lake.open_for_writing(spec, data_path)
+    path = spec.path
     try:
         con = duckdb.connect(path)
     except duckdb.IOException as exc:
@@ -55,8 +61,13 @@ def open_for_writing(path: str | Path) -> duckdb.DuckDBPyConnection:
 
 
 def open_for_reading(path: str | Path) -> duckdb.DuckDBPyConnection:
-    """Open the store file read-only; raises StoreError with advice when that is not possible."""
-    path = str(path)
+    """Open the store read-only (a DuckDB file, or a DuckLake attached read-only); raises
+    StoreError with advice when that is not possible."""
+    spec = parse_spec(str(path))
+    if spec.is_lake:
+        from . import lake
+        return lake.open_for_reading(spec)
+    path = spec.path
     if not Path(path).exists():
         raise StoreError(f"no store at {path} (start `alephant-otel serve --db {path}` to create one)")
     try:

@@ -41,10 +41,13 @@ def create(con, workspace: str, department: str | None = None, agent: str | None
 
 
 def revoke(con, key_id: str) -> None:
-    n = con.execute("UPDATE _virtual_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL RETURNING key_id",
-                    [datetime.now(timezone.utc).replace(tzinfo=None), key_id]).fetchall()
-    if not n:
+    # (no UPDATE ... RETURNING: a DuckLake does not support it)
+    active = con.execute("SELECT count(*) FROM _virtual_keys WHERE key_id = ? AND revoked_at IS NULL",
+                         [key_id]).fetchone()[0]
+    if not active:
         raise StoreError(f"no active key {key_id!r}")
+    con.execute("UPDATE _virtual_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                [datetime.now(timezone.utc).replace(tzinfo=None), key_id])
 
 
 def all_keys(con) -> list[VirtualKey]:

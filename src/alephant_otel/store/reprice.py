@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import duckdb
 import pyarrow as pa
 
 from ..pricing import price_step
@@ -19,9 +20,10 @@ _SCHEMA = pa.schema([("trace_id", pa.string()), ("span_id", pa.string())] + [
 
 
 def reprice(con, prices, prefer: str = "provided", since: datetime | None = None,
-            until: datetime | None = None) -> int:
+            until: datetime | None = None, table: str = "_spans") -> int:
     """Reprice model, tool and API calls that started in [since, until); returns how many
-    steps' figures changed. Runs in the caller's transaction-less connection as one transaction."""
+    steps' figures changed. Runs in the caller's transaction-less connection as one transaction.
+    Reads `_spans`, writes `table` (a DuckLake's `_span_rows`: every stored copy of a span)."""
     where = ["(step_kind = 'model_call' OR (step_kind IN ('tool_call', 'api_call') AND provided_cost IS NULL))"]
     params: list = []
     if since is not None:
@@ -50,11 +52,14 @@ def reprice(con, prices, prefer: str = "provided", since: datetime | None = None
     try:
         con.register("_repriced", tbl)
         sets = ", ".join(f"{c} = r.{c}" for c in _WRITE)
-        con.execute(f"UPDATE _spans SET {sets} FROM _repriced r"
-                    " WHERE _spans.trace_id = r.trace_id AND _spans.span_id = r.span_id")
+        con.execute(f"UPDATE {table} SET {sets} FROM _repriced r"
+                    f" WHERE {table}.trace_id = r.trace_id AND {table}.span_id = r.span_id")
         con.unregister("_repriced")
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # a failed COMMIT has already ended the transaction
         raise
     return len(changed)

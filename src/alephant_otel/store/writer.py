@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import duckdb
 import orjson
 import pyarrow as pa
 
@@ -57,6 +58,23 @@ def _demotion_note(span_id: str, figures: dict) -> str:
     return f"usage repeated by child model call {span_id}; counted there, not here ({shown or 'no figures'})"
 
 
+def missing_ancestor(sid: str, nodes: dict, complete: dict) -> str | None:
+    """The first ancestor of `sid` that is neither in `nodes` (span_id -> (parent, ...)) nor in
+    `complete` (spans whose chains are known complete); None when the chain reaches a root."""
+    seen = set()
+    cur = sid
+    while True:
+        parent = nodes[cur][0]
+        if parent is None or parent in complete:
+            return None
+        if parent not in nodes:
+            return parent
+        if parent in seen:  # a cycle of parents: nothing above it will ever arrive
+            return None
+        seen.add(parent)
+        cur = parent
+
+
 def _resolved_columns(ch, trace_id: str, own: list[dict]) -> dict:
     r = inherit.resolve(ch, trace_id, own)
     r["properties"] = _dumps(r["properties"])
@@ -64,7 +82,18 @@ def _resolved_columns(ch, trace_id: str, own: list[dict]) -> dict:
 
 
 class Writer:
-    """Owns the write connection. Not thread-safe: call from one thread (see receiver/pipeline)."""
+    """Owns the write connection. Not thread-safe: call from one thread (see receiver/pipeline).
+
+    The SQL that persists a batch is in small methods (`_insert`, `_update_context`,
+    `_demote_stored`, `_record_orphans`, `_drop_orphans`, `_record_rejected`) so that the DuckLake
+    writer (lake.py) can store the same decisions append-only."""
+
+    read_relation = "_spans"  # where stored spans are read from (with their current state)
+    orphans_relation = "_orphans"  # the orphans still waiting for their parent
+    # False: only spans whose parent is missing are orphans (one writer resolves their subtree).
+    # True: every span whose chain of ancestors reaches a missing span is recorded (with that
+    # missing ancestor), and only complete chains are cached (several writers, see lake.py).
+    track_incomplete = False
 
     def __init__(self, con, cache_size: int = 200_000):
         self.con = con
@@ -82,7 +111,7 @@ class Writer:
         try:
             rows = self.con.execute(
                 "SELECT s.trace_id, s.span_id, s.parent_span_id, s.context_tiers,"
-                f" s.step_kind = 'model_call' AND ({_HAS_USAGE_SQL}) FROM _spans s"
+                f" s.step_kind = 'model_call' AND ({_HAS_USAGE_SQL}) FROM {self.read_relation} s"
                 " SEMI JOIN _load_traces t ON s.trace_id = t.trace_id").fetchall()
         finally:
             self.con.unregister("_load_traces")
@@ -90,25 +119,26 @@ class Writer:
             out.setdefault(t, {})[s] = (p, orjson.loads(tiers) if tiers else _EMPTY_TIERS, bool(usage))
         return out
 
-    def _adopted_orphans(self, keys: pa.Table) -> list[tuple[str, str]]:
-        """Stored orphans whose parent is among the incoming spans."""
+    def _adopted_orphans(self, keys: pa.Table) -> list[tuple[str, str, str]]:
+        """Stored orphans whose (missing) parent is among the incoming spans."""
         self.con.register("_incoming", keys)
         try:
             return self.con.execute(
-                "SELECT o.trace_id, o.span_id FROM _orphans o JOIN _incoming i"
+                f"SELECT DISTINCT o.trace_id, o.span_id, o.parent_span_id FROM {self.orphans_relation} o JOIN _incoming i"
                 " ON o.trace_id = i.trace_id AND o.parent_span_id = i.span_id").fetchall()
         finally:
             self.con.unregister("_incoming")
 
     def _resolve(self, steps: list[dict], keys: pa.Table):
         """Fill resolved context columns of `steps` and demote repeated usage; return (context
-        updates of stored rows, demotions of stored rows, orphan keys among steps, adopted
-        orphan keys, cache entries)."""
+        updates of stored rows, demotions of stored rows, {orphan key among steps: missing
+        ancestor}, adopted orphans, cache entries). With `track_incomplete`, each update
+        carries `_missing` (its missing ancestor, None when its chain is now complete)."""
         by_trace: dict[str, dict[str, tuple]] = {}
         for s in steps:
             by_trace.setdefault(s["trace_id"], {})[s["span_id"]] = (s["parent_span_id"], s["tiers"])
         adopted = self._adopted_orphans(keys)
-        need = {t for t, _ in adopted}
+        need = {t for t, _, _ in adopted}
         for t, nodes in by_trace.items():
             if t in need:
                 continue
@@ -119,23 +149,37 @@ class Writer:
         stored = self._load_traces(need)
         chains: dict[tuple[str, str], list] = {}
         updates: list[dict] = []
-        orphans: set[tuple[str, str]] = set()
+        orphans: dict[tuple[str, str], str] = {}
+        incomplete: set[tuple[str, str]] = set()
         for t, new_nodes in by_trace.items():
             if t in need:
                 old = {sid: (p, tiers) for sid, (p, tiers, _) in stored.get(t, {}).items()}
                 nodes = {**old, **new_nodes}
                 tchains = inherit.chains_for_trace(nodes, {})
+                known: dict = {}
                 for sid, (parent, _) in new_nodes.items():
                     if parent is not None and parent not in nodes:
-                        orphans.add((t, sid))
+                        orphans[(t, sid)] = parent
                 for sid in old.keys() - new_nodes.keys():
                     if self._has_ancestor_in(sid, nodes, new_nodes):
-                        updates.append({"trace_id": t, "span_id": sid, **_resolved_columns(tchains[sid], t, nodes[sid][1])})
+                        row = {"trace_id": t, "span_id": sid, **_resolved_columns(tchains[sid], t, nodes[sid][1])}
+                        if self.track_incomplete:
+                            row["_missing"] = missing_ancestor(sid, nodes, known)
+                            if row["_missing"] is not None:
+                                incomplete.add((t, sid))
+                        updates.append(row)
                         chains[(t, sid)] = tchains[sid]
             else:
+                nodes = new_nodes
                 known = {p: self.cache[(t, p)][0] for p, _ in new_nodes.values()
                          if p is not None and p not in new_nodes}
                 tchains = inherit.chains_for_trace(new_nodes, known)
+            if self.track_incomplete:  # descendants of orphans are recorded too
+                for sid in new_nodes:
+                    miss = missing_ancestor(sid, nodes, known)
+                    if miss is not None:
+                        orphans[(t, sid)] = miss
+                        incomplete.add((t, sid))
             for sid in new_nodes:
                 chains[(t, sid)] = tchains[sid]
         for s in steps:
@@ -145,6 +189,8 @@ class Writer:
         usage_of = {(s["trace_id"], s["span_id"]): _counts_usage(s) for s in steps}
         parent_of = {(s["trace_id"], s["span_id"]): s["parent_span_id"] for s in steps}
         for k, ch in chains.items():
+            if k in incomplete:  # (only with track_incomplete) another writer may complete it
+                continue
             if k in usage_of:
                 entries[k] = (ch, parent_of[k], usage_of[k])
             else:  # a stored span re-resolved: keep what is known of it
@@ -210,9 +256,11 @@ class Writer:
         uniq: dict[tuple[str, str], dict] = {}
         for s in steps:
             uniq.setdefault((s["trace_id"], s["span_id"]), s)
-        steps = list(uniq.values())
+        return self._write(list(uniq.values()), rejected)
+
+    def _write(self, steps: list[dict], rejected) -> WriteResult:
         now = int(time.time() * 1_000_000)
-        keys = pa.table({"trace_id": [k[0] for k in uniq], "span_id": [k[1] for k in uniq]},
+        keys = pa.table({"trace_id": [s["trace_id"] for s in steps], "span_id": [s["span_id"] for s in steps]},
                         schema=_KEY_SCHEMA)
         con = self.con
         con.execute("BEGIN")
@@ -224,34 +272,48 @@ class Writer:
             tbl = pa.Table.from_arrays(  # column by column: twice as fast as from_pylist
                 [pa.array([s.get(c) for s in steps], type=t) for c, _, t in schema.SPAN_COLUMNS],
                 schema=schema.ARROW_SCHEMA)
-            con.register("_batch", tbl)
-            try:
-                inserted = con.execute(
-                    f"INSERT OR IGNORE INTO _spans ({_INSERT_COLUMNS}) SELECT {_INSERT_COLUMNS} FROM _batch"
-                    " RETURNING trace_id, span_id").fetchall()
-            finally:
-                con.unregister("_batch")
-            inserted_set = set(inserted)
+            inserted_set = self._insert(tbl, keys)
             if updates:
                 self._update_context(updates)
             if demoted:
                 self._demote_stored(demoted)
-            new_orphans = [k for k in orphans if k in inserted_set]
+            new_orphans = [(t, s, p) for (t, s), p in orphans.items() if (t, s) in inserted_set]
+            new_orphans += [(u["trace_id"], u["span_id"], u["_missing"]) for u in updates if u.get("_missing")]
             if new_orphans:
-                parents = {(s["trace_id"], s["span_id"]): s["parent_span_id"] for s in steps}
-                con.executemany("INSERT OR IGNORE INTO _orphans VALUES (?, ?, ?)",
-                                [(t, s, parents[(t, s)]) for t, s in new_orphans])
+                self._record_orphans(new_orphans)
             if adopted:
-                con.executemany("DELETE FROM _orphans WHERE trace_id = ? AND span_id = ?", adopted)
+                self._drop_orphans(adopted)
             if rejected:
-                con.executemany("INSERT INTO _rejected_spans VALUES (make_timestamp(?), ?, ?, ?, ?)",
-                                [(now, r.trace_id, r.span_id, r.reason, r.span_bytes) for r in rejected])
+                self._record_rejected(rejected, now)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # a failed COMMIT has already ended the transaction
             raise
         self._remember(entries)
-        return WriteResult(len(inserted), len(steps) - len(inserted), len(updates) + len(demoted), inserted_set)
+        return WriteResult(len(inserted_set), len(steps) - len(inserted_set), len(updates) + len(demoted), inserted_set)
+
+    def _insert(self, tbl: pa.Table, keys: pa.Table) -> set[tuple[str, str]]:
+        """Insert the rows whose key is not stored yet; return the keys inserted."""
+        self.con.register("_batch", tbl)
+        try:
+            return set(self.con.execute(
+                f"INSERT OR IGNORE INTO _spans ({_INSERT_COLUMNS}) SELECT {_INSERT_COLUMNS} FROM _batch"
+                " RETURNING trace_id, span_id").fetchall())
+        finally:
+            self.con.unregister("_batch")
+
+    def _record_orphans(self, rows: list[tuple[str, str, str]]) -> None:
+        self.con.executemany("INSERT OR IGNORE INTO _orphans VALUES (?, ?, ?)", rows)
+
+    def _drop_orphans(self, adopted: list[tuple[str, str, str]]) -> None:
+        self.con.executemany("DELETE FROM _orphans WHERE trace_id = ? AND span_id = ?", [(t, s) for t, s, _ in adopted])
+
+    def _record_rejected(self, rejected, now: int) -> None:
+        self.con.executemany("INSERT INTO _rejected_spans VALUES (make_timestamp(?), ?, ?, ?, ?)",
+                             [(now, r.trace_id, r.span_id, r.reason, r.span_bytes) for r in rejected])
 
     def _update_context(self, updates: list[dict]) -> None:
         tbl = pa.Table.from_pylist(updates, schema=_UPDATE_SCHEMA)
