@@ -5,9 +5,12 @@
 
 Measures, in one run: the decode-only ceiling (a gRPC server that only parses each request and
 acknowledges it) and our receiver (`alephant-otel serve`, acknowledging after commit), both fed
-by the same load generator sending pre-serialized 1,000-span requests with 4 in flight; export
-latency p50/p99; peak RSS of the server process; bytes per stored step; and query latencies
-(warm, median of 5) on the file written. Loopback only; every loop is bounded in time.
+by the same load generator sending pre-serialized 1,000-span requests with 4 in flight (closed
+loop, twice); export latency p50/p99 there and at fixed offered loads (open loop: 20,000
+spans/s and half the measured rate, latency counted from when each request was due); peak RSS
+of the server and its worker processes; bytes per stored step; query latencies (warm, median of
+5) on the file written. `--full` adds the growth curve: ingest rate and query latencies with
+1M, 5M and 10M steps in the file. Loopback only; every loop is bounded in time.
 """
 from __future__ import annotations
 
@@ -71,6 +74,48 @@ def load(address: str, requests: list[bytes], seconds: float, in_flight: int = 4
     return acked[0], time.monotonic() - t0, lat
 
 
+def offered_load(address: str, requests: list[bytes], rate: float, seconds: float, threads: int = 32):
+    """Open loop: send a request every 1000/rate seconds whether or not earlier ones are done
+    (as a fleet of agents does). Latency counts from when a request was due, so a server that
+    falls behind is not flattered (no coordinated omission). Returns (spans/s offered, spans/s
+    acknowledged, sorted latencies in ms of acknowledged requests, refusals)."""
+    interval = 1000.0 / rate
+    pool = futures.ThreadPoolExecutor(threads)
+    ch = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)])
+    call = ch.unary_unary(METHOD)
+    lat: list[float] = []
+    refused = [0]
+    lock = threading.Lock()
+
+    def send(body: bytes, due: float) -> None:
+        try:
+            call(body, timeout=60)
+        except grpc.RpcError as exc:
+            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
+                raise
+            with lock:
+                refused[0] += 1
+            return
+        with lock:
+            lat.append((time.perf_counter() - due) * 1000)
+    start = time.perf_counter()
+    sent = 0
+    pending = []
+    while sent * interval < seconds:
+        due = start + sent * interval
+        now = time.perf_counter()
+        if due > now:
+            time.sleep(due - now)
+        pending.append(pool.submit(send, requests[sent % len(requests)], due))
+        sent += 1
+    for f in pending:
+        f.result()
+    elapsed = time.perf_counter() - start
+    pool.shutdown()
+    ch.close()
+    return sent * 1000 / seconds, len(lat) * 1000 / elapsed, sorted(lat), refused[0]
+
+
 def decode_only_ceiling(requests: list[bytes], seconds: float) -> float:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -123,12 +168,74 @@ def timed(con, sql: str, params=None, runs: int = 5) -> float:
     return statistics.median(times)
 
 
+def fill(db: Path, upto: int, done: int = 0) -> None:
+    """Add synthetic steps [done, upto) straight into the store (bench/bigfile.py's FILL)."""
+    from bigfile import FILL
+    with duckdb.connect(str(db)) as con:
+        for start in range(done, upto, 1_000_000):
+            con.execute(FILL.format(start=start, stop=min(upto, start + 1_000_000)))
+
+
+def ingest(db: Path, seconds: float, seed: int, offered=()) -> dict:
+    """Start `alephant-otel serve` on `db`, measure the closed-loop rate (4 requests in flight),
+    then latency at each offered rate (open loop); stop it with SIGTERM. Fresh span ids each
+    time (requests are made from `seed` on)."""
+    proc, address = start_server(db)
+    stop, rss = threading.Event(), [0]
+    sampler = threading.Thread(target=peak_rss, args=(proc, stop, rss))
+    sampler.start()
+    out: dict = {"offered": []}
+    try:
+        load(address, [make_request(seed - 1 - i) for i in range(4)], 0.01)  # warm up: workers start, imports load
+        spans, elapsed, lat = load(address, [make_request(seed + i) for i in range(int(seconds * 20))], seconds)
+        out["rate"], out["lat"] = spans / elapsed, sorted(lat)
+        for k, rate in enumerate(offered):
+            reqs = [make_request(seed + 100_000 * (k + 1) + i) for i in range(int(seconds * rate / 1000) + 1)]
+            out["offered"].append((rate, *offered_load(address, reqs, rate, seconds)))
+    finally:
+        stop.set()
+        sampler.join()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    out["rss"] = rss[0]
+    return out
+
+
+def queries(db: Path) -> dict:
+    """Warm query latencies (ms, median of 5) on the file, and its step count."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        run_id = con.execute("SELECT run_id FROM _spans WHERE run_id IS NOT NULL LIMIT 1").fetchone()[0]
+        return {
+            "steps": con.execute("SELECT count(*) FROM _spans").fetchone()[0],
+            "session": timed(con, "SELECT * FROM sessions ORDER BY cost DESC LIMIT 20"),
+            "run": timed(con, "SELECT * FROM steps WHERE run_id = ? ORDER BY start_time", [run_id]),
+            "daily": timed(con, "SELECT * FROM daily_costs"),
+            "agent": timed(con, "SELECT * FROM agents"),
+        }
+    finally:
+        con.close()
+
+
+QUERY_NAMES = {"session": "cost by session", "run": "one run's step tree", "daily": "daily roll-up",
+               "agent": "cost by agent"}
+
+
+def pct(lat: list[float], p: float) -> float:
+    return lat[min(len(lat) - 1, int(len(lat) * p))] if lat else float("nan")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--full", action="store_true", help="longer runs and bigger files")
+    ap.add_argument("--full", action="store_true", help="longer runs, plus the 1M/5M/10M-step growth curve")
     ap.add_argument("--seconds", type=float, default=None, help="seconds of load per measurement")
     ap.add_argument("--prefill", type=int, default=0, metavar="N",
                     help="first fill the file with N synthetic steps (bench/bigfile.py) to measure ingest on a big store")
+    ap.add_argument("--offered", type=float, action="append", metavar="SPANS_PER_S",
+                    help="measure export latency at this offered load, open loop; repeatable "
+                         "(default: 20,000 and half the measured rate)")
+    ap.add_argument("--curve", default=None, metavar="N,N,...",
+                    help="steps in the file at each point of the growth curve (--full: 1000000,5000000,10000000)")
     args = ap.parse_args()
     seconds = args.seconds or (60 if args.full else 15)
     requests = [make_request(i) for i in range(40 if args.full else 12)]
@@ -137,52 +244,51 @@ def main() -> int:
     ceiling = decode_only_ceiling(requests, min(seconds, 10))
     rows.append(("decode-only ceiling (spans/s)", f"{ceiling:,.0f}"))
 
+    from alephant_otel.store import Store
     tmp = Path(tempfile.mkdtemp(prefix="alephant-bench-"))
     db = tmp / "bench.duckdb"
+    Store(db).close()
     if args.prefill:
-        from bigfile import FILL
-        from alephant_otel.store import Store
-        Store(db).close()
-        with duckdb.connect(str(db)) as con:
-            for start in range(0, args.prefill, 1_000_000):
-                con.execute(FILL.format(start=start, stop=min(args.prefill, start + 1_000_000)))
+        fill(db, args.prefill)
         rows.append(("steps in the file before the load (synthetic)", f"{args.prefill:,}"))
-    proc, address = start_server(db)
-    stop, rss = threading.Event(), [0]
-    sampler = threading.Thread(target=peak_rss, args=(proc, stop, rss))
-    sampler.start()
-    try:
-        # fresh requests each round (new span ids): every span is a new step
-        fresh = [make_request(1000 + i) for i in range(int(seconds * 20))]
-        spans, elapsed, lat = load(address, fresh, seconds)
-    finally:
-        stop.set()
-        sampler.join()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=120)
-    rate = spans / elapsed
-    lat.sort()
+    first = ingest(db, seconds, 1000)
+    rate = first["rate"]
+    second = ingest(db, seconds, 500_000, args.offered or [20_000.0, max(1000.0, round(rate / 2, -3))])
     rows += [
-        ("ingest into DuckDB, acked after commit (spans/s)", f"{rate:,.0f}"),
+        ("ingest into DuckDB, acked after commit (spans/s; two runs)", f"{rate:,.0f} / {second['rate']:,.0f}"),
         ("ratio to decode-only ceiling", f"{rate / ceiling:.3f}"),
-        ("export latency p50 / p99 (ms, 1,000-span requests)", f"{lat[len(lat) // 2]:.0f} / {lat[int(len(lat) * 0.99)]:.0f}"),
-        ("peak RSS of the server (MiB)", f"{rss[0] / 2**20:,.0f}"),
+        ("export latency p50 / p99 (ms; 4 x 1,000 spans in flight)",
+         f"{pct(first['lat'], 0.5):,.0f} / {pct(first['lat'], 0.99):,.0f}"),
     ]
-    con = duckdb.connect(str(db), read_only=True)
-    n = con.execute("SELECT count(*) FROM _spans").fetchone()[0]
-    size = sum(f.stat().st_size for f in tmp.iterdir() if f.name.startswith("bench.duckdb"))
-    rows.append((f"bytes per step on disk ({n:,} steps, content not stored)", f"{size / max(n, 1):,.0f}"))
-    run_id = con.execute("SELECT run_id FROM _spans LIMIT 1").fetchone()[0]
-    rows += [
-        (f"cost by session over {n:,} steps (ms)", f"{timed(con, 'SELECT * FROM sessions ORDER BY cost DESC LIMIT 20'):.1f}"),
-        ("one run's step tree (ms)", f"{timed(con, 'SELECT * FROM steps WHERE run_id = ? ORDER BY start_time', [run_id]):.1f}"),
-        (f"daily roll-up over {n:,} steps (ms)", f"{timed(con, 'SELECT * FROM daily_costs'):.1f}"),
-    ]
-    con.close()
+    for r, _sent, acked, lat, refused in second["offered"]:
+        rows.append((f"offered {r:,.0f} spans/s: acked spans/s, p50 / p99 ms, refusals",
+                     f"{acked:,.0f}, {pct(lat, 0.5):,.0f} / {pct(lat, 0.99):,.0f}, {refused}"))
+    rows.append(("peak RSS of the server and its workers (MiB)", f"{max(first['rss'], second['rss']) / 2**20:,.0f}"))
+    q = queries(db)
+    n = q["steps"]
+    if not args.prefill:
+        size = sum(f.stat().st_size for f in tmp.iterdir() if f.name.startswith("bench.duckdb"))
+        rows.append((f"bytes per step on disk ({n:,} steps, content not stored)", f"{size / max(n, 1):,.0f}"))
+    rows += [(f"{QUERY_NAMES[k]} over {n:,} steps (ms)", f"{q[k]:,.1f}") for k in QUERY_NAMES]
+
+    sizes = [int(float(x)) for x in args.curve.split(",")] if args.curve else (
+        [1_000_000, 5_000_000, 10_000_000] if args.full else [])
+    if sizes:
+        curve_db = tmp / "curve.duckdb"
+        Store(curve_db).close()
+        done = 0
+        for k, size_n in enumerate(sizes):
+            fill(curve_db, size_n, done)
+            done = size_n
+            r = ingest(curve_db, seconds, 2_000_000 + k * 100_000)
+            cq = queries(curve_db)
+            rows.append((f"at {size_n:,} steps: ingest spans/s; session / run / daily / agent ms",
+                         f"{r['rate']:,.0f}; " + " / ".join(f"{cq[x]:,.0f}" for x in QUERY_NAMES)))
     width = max(len(k) for k, _ in rows)
-    print(f"\nalephant-otel benchmark ({'full' if args.full else 'quick'}; {os.cpu_count()} cores, Python {sys.version.split()[0]})")
+    print(f"\nalephant-otel benchmark ({'full' if args.full else 'quick'}; {os.cpu_count()} cores, "
+          f"Python {sys.version.split()[0]})")
     for k, v in rows:
-        print(f"  {k:<{width}}  {v:>14}")
+        print(f"  {k:<{width}}  {v:>24}")
     return 0
 
 

@@ -51,6 +51,28 @@ class MappedBatch:
             msg += f" ({self.unmapped} stored raw but not mapped)"
         return msg + (": " + "; ".join(reasons) if reasons else "")
 
+    # Batches cross process boundaries (receiver/workers.py). Pickled row by row, a thousand
+    # step dicts take ~25 ms to load in the receiver; as columns per key shape, ~2 ms plus
+    # ~6 ms to rebuild the same dicts.
+    def __getstate__(self):
+        shapes: dict[tuple, list[dict]] = {}
+        for s in self.steps:
+            shapes.setdefault(tuple(s), []).append(s)
+        columns = [(keys, [list(col) for col in zip(*(s.values() for s in rows))], [id(s) for s in rows])
+                   for keys, rows in shapes.items()]
+        order = {id(s): i for i, s in enumerate(self.steps)}
+        return {"columns": [(keys, cols, [order[i] for i in ids]) for keys, cols, ids in columns],
+                "rejected": self.rejected, "unmapped": self.unmapped}
+
+    def __setstate__(self, state):
+        steps: list = [None] * sum(len(pos) for _, _, pos in state["columns"])
+        for keys, cols, positions in state["columns"]:
+            for i, values in zip(positions, zip(*cols)):
+                steps[i] = dict(zip(keys, values))
+        self.steps = steps
+        self.rejected = state["rejected"]
+        self.unmapped = state["unmapped"]
+
 
 def map_request(request, metadata: Iterable[tuple[str, Any]] | None = None, rules=None,
                 attribution: Attribution | None = None, store_content: bool = True) -> MappedBatch:

@@ -55,27 +55,67 @@ def _put(ctx: dict, attr: str, value: Any) -> bool:
 def alephant_context(attrs: dict[str, Any], consumed: set[str]) -> dict:
     """Alephant context from a span's or resource's attributes: `alephant.*` keys and captured
     headers. Explicit `alephant.*` attributes beat headers. Secret headers are consumed (dropped)."""
+    secrets, carriers = _plan(tuple(attrs))
+    consumed.update(secrets)
     ctx: dict = {}
-    explicit: list[tuple[str, Any]] = []
-    captured: list[tuple[int, str, str, Any]] = []
-    for key, value in attrs.items():
+    for key, field, prop, is_header in carriers:  # headers first (table order), explicit last
+        value = attrs[key]
+        v = _text(headers.header_value(value) if is_header else value)
+        if v is None:
+            consumed.add(key)
+            continue
+        if field is not None:
+            ctx[field] = v
+        else:
+            ctx.setdefault("properties", {})[prop] = v
+        consumed.add(key)
+    return ctx
+
+
+_PLANS: dict[tuple, tuple] = {}
+_MAX_SHAPES = 4096
+
+
+def _plan(shape: tuple) -> tuple:
+    """For attributes with exactly these keys: (secret header keys, carriers in the order they
+    are applied, each (key, context field or None, property name or None, is a header)). Made
+    once per key shape."""
+    plan = _PLANS.get(shape)
+    if plan is not None:
+        return plan
+    secrets: list[str] = []
+    explicit: list[tuple] = []
+    captured: list[tuple] = []
+    for key in shape:
         if key.startswith("alephant."):
-            explicit.append((key, value))
+            target = _target(key)
+            if target is not None:
+                explicit.append((key, *target, False))
         elif key.startswith(headers.SPAN_HEADER_PREFIXES):
             name = key.split(".", 3)[3]
             if headers.is_secret(name):
-                consumed.add(key)
+                secrets.append(key)
                 continue
             attr = headers.attribute_for(name)
-            if attr is not None:
-                captured.append((headers.rank(name), key, attr, value))
-    for _, key, attr, value in sorted(captured, key=lambda c: -c[0]):  # the header table's first wins
-        if _put(ctx, attr, headers.header_value(value)):
-            consumed.add(key)
-    for key, value in explicit:
-        if _put(ctx, key, value):
-            consumed.add(key)
-    return ctx
+            target = _target(attr) if attr is not None else None
+            if target is not None:
+                captured.append((headers.rank(name), (key, *target, True)))
+    captured.sort(key=lambda c: -c[0])  # stable: the header table's first wins
+    plan = (tuple(secrets), tuple(c for _, c in captured) + tuple(explicit))
+    if len(_PLANS) >= _MAX_SHAPES:
+        _PLANS.clear()
+    _PLANS[shape] = plan
+    return plan
+
+
+def _target(attr: str) -> tuple[str | None, str | None] | None:
+    """(context field, None) or (None, property name) for an Alephant attribute, else None."""
+    field = CONTEXT_ATTRIBUTES.get(attr)
+    if field is not None:
+        return field, None
+    if attr.startswith(PROPERTY_PREFIX) and len(attr) > len(PROPERTY_PREFIX):
+        return None, attr[len(PROPERTY_PREFIX):]
+    return None
 
 
 def request_context(metadata: Any) -> dict:

@@ -39,8 +39,8 @@ def span_ids(span) -> tuple[str, str, str | None]:
 
 
 def without_secrets(attrs: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in attrs.items()
-            if not (k.startswith(SPAN_HEADER_PREFIXES) and is_secret(k.split(".", 3)[3]))}
+    secret = _flagged(tuple(attrs))[0]
+    return {k: v for k, v in attrs.items() if k not in secret} if secret else attrs
 
 
 _CONTENT = frozenset(CONTENT_KEYS)
@@ -48,10 +48,26 @@ _CONTENT = frozenset(CONTENT_KEYS)
 
 def without_content(attrs: dict[str, Any]) -> dict[str, Any]:
     """Message content replaced by its size (the operator did not opt in to storing it)."""
-    if not any(k in _CONTENT or k.startswith(CONTENT_PREFIXES) for k in attrs):
+    content = _flagged(tuple(attrs))[1]
+    if not content:
         return attrs
     return {k: ({"omitted_content_bytes": len(orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS))}
-                if k in _CONTENT or k.startswith(CONTENT_PREFIXES) else v) for k, v in attrs.items()}
+                if k in content else v) for k, v in attrs.items()}
+
+
+_FLAGGED: dict[tuple, tuple[frozenset, frozenset]] = {}
+
+
+def _flagged(shape: tuple) -> tuple[frozenset, frozenset]:
+    """(secret header keys, message content keys) among attribute keys; made once per shape."""
+    flagged = _FLAGGED.get(shape)
+    if flagged is None:
+        if len(_FLAGGED) >= 4096:
+            _FLAGGED.clear()
+        flagged = _FLAGGED[shape] = (
+            frozenset(k for k in shape if k.startswith(SPAN_HEADER_PREFIXES) and is_secret(k.split(".", 3)[3])),
+            frozenset(k for k in shape if k in _CONTENT or k.startswith(CONTENT_PREFIXES)))
+    return flagged
 
 
 def _events(span, store_content: bool = True) -> list[dict]:

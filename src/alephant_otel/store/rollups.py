@@ -27,12 +27,17 @@ MONEY_KEYS = ["trace_id", "span_id", "run_id", "session_id", "agent_id", "user_i
               "endpoint_id", "department_id", "workspace_id", "virtual_key_id", "prompt_id", "prompt_version",
               "provider", "model", "tool_name", "api_host", "step_kind", "start_time", "retry_attempt", "properties"]
 
-# (component, amount expression, currency expression)
-_AMOUNTS = [("model_cost", "model_cost", "currency"),
-            ("tool_cost", "tool_cost", "tool_cost_currency"),
-            ("payment_spend", PAYMENT_SPEND, "payment_currency"),
-            ("fees", "fee_amount", "fee_currency"),
-            ("revenue", REVENUE, REVENUE_CURRENCY)]
+# (component, amount expression, currency expression, a condition every row with an amount meets)
+# The condition is on plain columns, so DuckDB skips row groups by their statistics (a store
+# with no payments reads no payment column); the amount expressions alone cannot.
+_AMOUNTS = [("model_cost", "model_cost", "currency", "model_cost IS NOT NULL"),
+            ("tool_cost", "tool_cost", "tool_cost_currency", "tool_cost IS NOT NULL"),
+            ("payment_spend", PAYMENT_SPEND, "payment_currency", "payment_direction = 'outbound'"),
+            ("fees", "fee_amount", "fee_currency", "fee_amount IS NOT NULL"),
+            # revenue (see REVENUE) in two parts, each with a condition statistics can use
+            ("revenue", _MOVED, "payment_currency", "payment_direction = 'inbound'"),
+            ("revenue", "revenue_amount", "revenue_currency",
+             "revenue_amount IS NOT NULL AND payment_direction IS DISTINCT FROM 'inbound'")]
 
 MONEY_SQL = (
     "WITH b AS (SELECT " + ", ".join(MONEY_KEYS) + ", model_cost, currency, tool_cost, tool_cost_currency,"
@@ -93,9 +98,9 @@ class Rollup:
         per_component = "\n    UNION ALL ".join(
             f"SELECT {key_cols}, {ccy} AS currency, '{name}' AS component, sum({amt}) AS amount,"
             f" sum({amt}) FILTER (WHERE retry_attempt > 0) AS retried"
-            f" FROM _spans WHERE {amt} IS NOT NULL{' AND (' + where + ')' if where else ''}"
+            f" FROM _spans WHERE {present} AND {amt} IS NOT NULL{' AND (' + where + ')' if where else ''}"
             f" GROUP BY {group}, {len(self.keys) + 1}"
-            for name, amt, ccy in _AMOUNTS)
+            for name, amt, ccy, present in _AMOUNTS)
         join = " AND ".join(f"s.\"{n}\" IS NOT DISTINCT FROM m.\"{n}\"" for _, n in self.keys)
         names = [n for _, n in self.keys]
         stat_names = [n for _, n, _ in self.stats] + ["step_count", "model_calls", "tool_calls", "error_count",

@@ -14,6 +14,7 @@ dropped figures are kept in its `anomalies`), whichever of the two arrives first
 """
 from __future__ import annotations
 
+import operator
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -47,6 +48,23 @@ class WriteResult:
 
 def _dumps(v) -> str | None:
     return orjson.dumps(v).decode() if v else None
+
+
+_ROW = operator.itemgetter(*schema.SPAN_COLUMN_NAMES)
+
+
+def _arrow(steps: list[dict]) -> pa.Table:
+    """Rows -> an Arrow table of _spans' columns: one C-level getter per row, then column by
+    column (about 3x faster than from_pylist). A row missing a column has it NULL."""
+    rows = []
+    for s in steps:
+        try:
+            rows.append(_ROW(s))
+        except KeyError:
+            rows.append(tuple(map(s.get, schema.SPAN_COLUMN_NAMES)))
+    cols = zip(*rows) if rows else ([] for _ in schema.SPAN_COLUMNS)
+    return pa.Table.from_arrays([pa.array(list(col), type=t) for col, (_, _, t) in zip(cols, schema.SPAN_COLUMNS)],
+                                schema=schema.ARROW_SCHEMA)
 
 
 def _counts_usage(step: dict) -> bool:
@@ -269,9 +287,7 @@ class Writer:
             for s in steps:
                 s["context_tiers"] = _dumps(s["tiers"]) if any(s["tiers"]) else None
                 s["received_at"] = now
-            tbl = pa.Table.from_arrays(  # column by column: twice as fast as from_pylist
-                [pa.array([s.get(c) for s in steps], type=t) for c, _, t in schema.SPAN_COLUMNS],
-                schema=schema.ARROW_SCHEMA)
+            tbl = _arrow(steps)
             inserted_set = self._insert(tbl, keys)
             if updates:
                 self._update_context(updates)

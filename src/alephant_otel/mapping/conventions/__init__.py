@@ -8,9 +8,12 @@ convention that has a value wins (the specific frameworks before the generic gen
 from __future__ import annotations
 
 from . import gen_ai, generic, langsmith, openinference, openlit, pydantic_ai, traceloop, vercel_ai
-from ._engine import Extract, SpanInfo, merge
+from ._engine import Extract, SpanInfo, merge, plan
 
 REGISTRY = (vercel_ai, openinference, traceloop, langsmith, pydantic_ai, openlit, gen_ai, generic)
+# Modules that read more than their table (a provider-metadata blob, a flag from the provider):
+# always consulted. The others say nothing about a span their table's plan skips.
+_ALWAYS = (vercel_ai, openlit)
 
 __all__ = ["REGISTRY", "Extract", "SpanInfo", "merge", "extract_all", "context_only"]
 
@@ -19,6 +22,8 @@ def extract_all(info: SpanInfo, consumed: set[str]) -> Extract:
     """What all conventions together say about a span (first convention wins per concept)."""
     found = []
     for module in REGISTRY:
+        if module not in _ALWAYS and plan(module.NAME, info) is None:
+            continue  # nothing of this convention's table on the span, and nothing else to read
         e = module.extract(info, consumed)
         if e is not None and not e.empty():
             found.append(e)

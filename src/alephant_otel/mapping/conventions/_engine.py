@@ -8,6 +8,8 @@ import orjson
 
 from ...semconv import CONVENTIONS
 
+_HEADS: dict[tuple, frozenset] = {}
+_MAX_SHAPES = 4096  # distinct attribute-key shapes remembered (a shape is ~20 short strings)
 _FIELDS = ("kind", "operation", "provider", "request_model", "response_model", "tool_name")
 
 
@@ -19,13 +21,26 @@ class SpanInfo:
     scope_name: str | None
     resource: dict[str, Any]
     _heads: frozenset | None = None
+    _shape: tuple | None = None
+
+    @property
+    def shape(self) -> tuple:
+        """The attribute keys in order: what a convention's reading plan depends on."""
+        if self._shape is None:
+            self._shape = tuple(self.attrs)
+        return self._shape
 
     @property
     def heads(self) -> frozenset:
         """The first dotted segment of every attribute key (`gen_ai`, `ai`, `traceloop`, ...):
         a convention whose key families are absent is skipped without scanning keys."""
         if self._heads is None:
-            self._heads = frozenset(k.partition(".")[0] for k in self.attrs)
+            heads = _HEADS.get(self.shape)
+            if heads is None:
+                if len(_HEADS) >= _MAX_SHAPES:
+                    _HEADS.clear()
+                heads = _HEADS[self.shape] = frozenset(k.partition(".")[0] for k in self.attrs)
+            self._heads = heads
         return self._heads
 
 
@@ -44,9 +59,11 @@ class Extract:
     input_excludes_cache: bool | None = None
     sources: dict = field(default_factory=dict)  # field -> attribute key it was read from
 
-    def empty(self) -> bool:
-        return not (any(getattr(self, f) is not None for f in _FIELDS) or self.context or self.usage
-                    or self.provided_cost is not None or self.input_excludes_cache is not None)
+    def empty(self) -> bool:  # spelled out: called for every convention on every span
+        return (self.kind is None and self.operation is None and self.provider is None
+                and self.request_model is None and self.response_model is None and self.tool_name is None
+                and not self.context and not self.usage and self.provided_cost is None
+                and self.input_excludes_cache is None)
 
 
 def merge(extracts: list[Extract]) -> Extract:
@@ -91,15 +108,30 @@ def first(attrs: dict, keys, consumed: set[str], sources: dict | None = None, na
 
 def applies(table: dict, info: SpanInfo) -> bool:
     """Whether a convention that names how to recognise it is present on the span."""
-    if not any(k in table for k in ("detect_keys", "detect_scopes", "detect_resource")):
+    keys, scopes, resource = _detector(table)
+    if keys is None:
         return True
-    if not info.attrs.keys().isdisjoint(table.get("detect_keys", ())):
+    if not keys.isdisjoint(info.attrs):
         return True
-    scope = (info.scope_name or "").lower()
-    if any(scope.startswith(s) for s in table.get("detect_scopes", ())):
+    if scopes and (info.scope_name or "").lower().startswith(scopes):
         return True
-    return any(str(info.resource.get(k, info.attrs.get(k, ""))).lower() == v
-               for k, v in table.get("detect_resource", {}).items())
+    return any(str(info.resource.get(k, info.attrs.get(k, ""))).lower() == v for k, v in resource)
+
+
+_DETECTORS: dict[int, tuple] = {}
+
+
+def _detector(table: dict) -> tuple:
+    """(detect keys or None when the table names no detection, scope prefixes, resource pairs)."""
+    d = _DETECTORS.get(id(table))
+    if d is None:
+        if not any(k in table for k in ("detect_keys", "detect_scopes", "detect_resource")):
+            d = (None, (), ())
+        else:
+            d = (frozenset(table.get("detect_keys", ())), tuple(table.get("detect_scopes", ())),
+                 tuple(table.get("detect_resource", {}).items()))
+        _DETECTORS[id(table)] = d
+    return d
 
 
 def normalise_provider(value: str | None, aliases: dict[str, str]) -> str | None:
@@ -132,59 +164,124 @@ def _triggers(t: dict) -> tuple[frozenset, tuple, frozenset]:
 _TRIGGERS = {name: _triggers(t) for name, t in CONVENTIONS.items()}
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one convention's table reads on spans whose attribute keys are exactly a given
+    sequence: only the keys present, in the order they are consulted. Everything here depends on
+    the keys alone, so a plan is made once per key shape and reused for every such span (agents
+    send the same shape again and again); values are still read and checked per span."""
+
+    kind_key: str | None
+    request_type_key: str | None
+    op_key: str | None
+    fields: tuple  # (field, (present keys...)), in table order
+    context: tuple  # (field, (present keys...))
+    metadata: tuple  # (key, sub, named field or None) in table then attribute order
+    metadata_json: tuple  # (present key, spec)
+    tags: tuple
+    tags_csv: tuple
+    usage: tuple  # (concept, first present key)
+    usage_json: bool
+    provided_cost: str | None
+
+
+def _make_plan(name: str, shape: tuple, heads: frozenset) -> _Plan | None:
+    keys, prefixes, trigger_heads = _TRIGGERS[name]
+    present = set(shape)
+    if keys.isdisjoint(present) and (trigger_heads.isdisjoint(heads) or not any(k.startswith(prefixes) for k in shape)):
+        return None  # nothing of this convention on such spans: the common case
+    t = CONVENTIONS[name]
+
+    def only(ks):
+        return tuple(k for k in ks if k in present)
+
+    metadata = []
+    for m in t.get("metadata", ()):
+        prefix, named, ignore = m["prefix"], m["fields"], tuple(m.get("ignore", ()))
+        for key in shape:
+            if key.startswith(prefix) and len(key) > len(prefix):
+                sub = key[len(prefix):]
+                if not (ignore and sub.startswith(ignore)):
+                    metadata.append((key, sub, named.get(sub)))
+    op_key = t.get("operation_key", "gen_ai.operation.name") if "operations" in t else None
+    return _Plan(
+        kind_key=t["kind_key"] if t.get("kind_key") in present else None,
+        request_type_key=t["request_type_key"] if t.get("request_type_key") in present else None,
+        op_key=op_key if op_key in present else None,
+        fields=tuple((f, only(ks)) for f, ks in t.get("fields", {}).items() if only(ks)),
+        context=tuple((f, only(ks)) for f, ks in t.get("context", {}).items() if only(ks)),
+        metadata=tuple(metadata),
+        metadata_json=tuple((m["key"], m) for m in t.get("metadata_json", ()) if m["key"] in present),
+        tags=only(t.get("tags", ())),
+        tags_csv=only(t.get("tags_csv", ())),
+        usage=tuple((c, next(k for k in ks if k in present)) for c, ks in t.get("usage", {}).items() if only(ks)),
+        usage_json="usage_json" in t and t["usage_json"]["key"] in present,
+        provided_cost=next(iter(only(t.get("provided_cost", ()))), None),
+    )
+
+
+_PLANS: dict[tuple, dict[str, _Plan | None]] = {}
+
+
+def plan(name: str, info: SpanInfo) -> _Plan | None:
+    plans = _PLANS.get(info.shape)
+    if plans is None:
+        if len(_PLANS) >= _MAX_SHAPES:
+            _PLANS.clear()  # pathological key churn: start over rather than grow without bound
+        plans = _PLANS[info.shape] = {}
+    if name not in plans:
+        plans[name] = _make_plan(name, info.shape, info.heads)
+    return plans[name]
+
+
 def from_table(name: str, info: SpanInfo, consumed: set[str]) -> Extract:
     """Read everything a convention's table describes."""
     e = Extract([name])
-    attrs = info.attrs
-    keys, prefixes, heads = _TRIGGERS[name]
-    if keys.isdisjoint(attrs) and (heads.isdisjoint(info.heads) or not any(k.startswith(prefixes) for k in attrs)):
-        return e  # nothing of this convention on the span: the common case, kept cheap
+    p = plan(name, info)
+    if p is None:
+        return e
     t = CONVENTIONS[name]
-    if "kind_key" in t:
-        v = _text(attrs.get(t["kind_key"]))
+    attrs = info.attrs
+    if p.kind_key is not None:
+        v = _text(attrs[p.kind_key])
         if v is not None:
-            consumed.add(t["kind_key"])
+            consumed.add(p.kind_key)
             e.kind = t["kinds"].get(v) or t["kinds"].get(v.upper()) or t["kinds"].get(v.lower())
-    if e.kind is None and "request_type_key" in t:
-        v = _text(attrs.get(t["request_type_key"]))
+    if e.kind is None and p.request_type_key is not None:
+        v = _text(attrs[p.request_type_key])
         if v is not None:
             e.kind = t["request_types"].get(v.lower())
-    if "operations" in t:
-        op_key = t.get("operation_key", "gen_ai.operation.name")
-        op = _text(attrs.get(op_key))
+    if p.op_key is not None:
+        op = _text(attrs[p.op_key])
         if op is not None:
-            consumed.add(op_key)
+            consumed.add(p.op_key)
             e.operation = op
             for kind, ops in t["operations"].items():
                 if op in ops:
                     e.kind = kind
                     break
-    for f, keys in t.get("fields", {}).items():
+    for f, keys in p.fields:
         v = first(attrs, keys, consumed, e.sources, f)
         if v is not None:
             setattr(e, f, v)
     if e.provider is not None:
         e.provider = normalise_provider(e.provider, t.get("provider_aliases", CONVENTIONS["gen_ai"]["provider_aliases"]))
-    for f, keys in t.get("context", {}).items():
+    for f, keys in p.context:
         v = first(attrs, keys, consumed)
         if v is not None:
             e.context[f] = v
     props: dict[str, str] = {}
-    for m in t.get("metadata", ()):
-        prefix, named, ignore = m["prefix"], m["fields"], tuple(m.get("ignore", ()))
-        for key, value in attrs.items():
-            if key.startswith(prefix) and len(key) > len(prefix):
-                v = _text(value)
-                sub = key[len(prefix):]
-                if v is None or (ignore and sub.startswith(ignore)):
-                    continue
-                consumed.add(key)
-                if sub in named:
-                    e.context.setdefault(named[sub], v)
-                else:
-                    props[sub] = v
-    for m in t.get("metadata_json", ()):
-        raw = attrs.get(m["key"])
+    for key, sub, named in p.metadata:
+        v = _text(attrs[key])
+        if v is None:
+            continue
+        consumed.add(key)
+        if named is not None:
+            e.context.setdefault(named, v)
+        else:
+            props[sub] = v
+    for key, m in p.metadata_json:
+        raw = attrs[key]
         if not (isinstance(raw, str) and raw.startswith("{")):
             continue
         try:
@@ -192,7 +289,7 @@ def from_table(name: str, info: SpanInfo, consumed: set[str]) -> Extract:
         except orjson.JSONDecodeError:
             continue  # not JSON after all: it stays in the raw attributes
         if isinstance(obj, dict):
-            consumed.add(m["key"])
+            consumed.add(key)
             for k, v in obj.items():
                 if v is None:
                     continue
@@ -201,29 +298,24 @@ def from_table(name: str, info: SpanInfo, consumed: set[str]) -> Extract:
                     e.context.setdefault(m["fields"][k], v)
                 else:
                     props[str(k)] = v
-    for key in t.get("tags", ()):
-        raw = attrs.get(key)
+    for key in p.tags:
+        raw = attrs[key]
         if isinstance(raw, (list, tuple)) and raw:
             consumed.add(key)
             props["tags"] = ",".join(str(x) for x in raw)
-    for key in t.get("tags_csv", ()):
-        raw = _text(attrs.get(key))
+    for key in p.tags_csv:
+        raw = _text(attrs[key])
         if raw:
             consumed.add(key)
             props["tags"] = raw
     if props:
         e.context["properties"] = props
-    for concept, keys in t.get("usage", {}).items():
-        for key in keys:
-            if key in attrs:
-                e.usage[concept] = (key, attrs[key])
-                break
-    if "usage_json" in t:
+    for concept, key in p.usage:
+        e.usage[concept] = (key, attrs[key])
+    if p.usage_json:
         _usage_from_json(attrs, t["usage_json"], e)
-    for key in t.get("provided_cost", ()):
-        if key in attrs:
-            e.provided_cost = (key, attrs[key])
-            break
+    if p.provided_cost is not None:
+        e.provided_cost = (p.provided_cost, attrs[p.provided_cost])
     return e
 
 
