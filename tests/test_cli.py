@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,10 @@ def test_queries_go_through_a_running_serve(tmp_path):
         assert m, printed
         port = int(m.group(1))
         assert re.search(r"OTLP/HTTP listening on http://127\.0\.0\.1:\d+/v1/traces", printed)
+        ui = re.search(r"Web view \(read-only\): (http://127\.0\.0\.1:\d+/ui)", printed)
+        assert ui, printed
+        with urllib.request.urlopen(ui.group(1), timeout=30) as page:  # the printed address works
+            assert page.status == 200 and "<h1>Overview</h1>" in page.read().decode()
         assert f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{port}" in printed
         assert "OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in printed
         populate(Running(db, address=f"127.0.0.1:{port}"))

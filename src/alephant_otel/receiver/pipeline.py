@@ -42,7 +42,7 @@ class ExportResult:
 
 
 class Pipeline:
-    def __init__(self, store: Store, max_queued_spans: int = 200_000, max_group_spans: int = 50_000,
+    def __init__(self, store: Store, max_queued_spans: int = 50_000, max_group_spans: int = 50_000,
                  rules=None, cost_preference: str = "provided", prices=None,
                  store_content: bool = False, workers: int = 0):
         self.store = store
