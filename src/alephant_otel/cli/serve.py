@@ -26,7 +26,7 @@ from .options import data_path_option, db_option
 @click.option("--no-http", is_flag=True, help="Serve OTLP/gRPC only.")
 @click.option("--max-request-bytes", type=click.IntRange(1024), default=64 * 1024 * 1024, show_default=True,
               envvar="ALEPHANT_MAX_REQUEST_BYTES", help="Largest request body accepted (413 / RESOURCE_EXHAUSTED beyond).")
-@click.option("--max-queued-spans", type=click.IntRange(1000), default=50_000, show_default=True,
+@click.option("--max-queued-spans", type=click.IntRange(1000), default=25_000, show_default=True,
               envvar="ALEPHANT_MAX_QUEUED_SPANS",
               help="Spans waiting to be written before exports are refused with a retry signal (bounds memory).")
 @click.option("--workers", type=click.IntRange(0, 64), default=None, envvar="ALEPHANT_WORKERS",

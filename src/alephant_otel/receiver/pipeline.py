@@ -23,6 +23,10 @@ from ..store import Store, WriteResult
 log = logging.getLogger(__name__)
 
 
+def count_spans(request) -> int:
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
 class Overloaded(AlephantError):
     """The write queue is full: the client should retry later (after `retry_after` seconds)."""
 
@@ -42,7 +46,7 @@ class ExportResult:
 
 
 class Pipeline:
-    def __init__(self, store: Store, max_queued_spans: int = 50_000, max_group_spans: int = 50_000,
+    def __init__(self, store: Store, max_queued_spans: int = 25_000, max_group_spans: int = 50_000,
                  rules=None, cost_preference: str = "provided", prices=None,
                  store_content: bool = False, workers: int = 0):
         self.store = store
@@ -86,16 +90,29 @@ class Pipeline:
 
     def export(self, data: bytes, metadata=None, codec: str = "protobuf", attribution=None,
                timeout: float | None = 120.0) -> ExportResult:
-        """Decode, map and price on the caller's thread; block until committed. Raises
-        DecodeError (bad request), Overloaded (retry later) or StoreUnavailable (retry)."""
+        """Decode, map and price (in a worker process when there are workers, else on the
+        caller's thread); block until committed. Raises DecodeError (bad request), Overloaded
+        (retry later) or StoreUnavailable (retry)."""
         request = decode_json(data) if codec == "json" else decode_request(data)
-        raw = (data, codec) if self._pool is not None else None
-        return self.export_request(request, metadata, attribution, timeout, raw)
+        if self._pool is None:
+            return self.export_request(request, metadata, attribution, timeout)
+        # The worker decodes the bytes again; the decoded request (several MB for 1,000 spans)
+        # is not kept while the export waits for its commit: memory follows the queue's bound.
+        n = count_spans(request)
+        del request
+        return self._write(n, lambda: self._pool.map(data, codec, metadata, attribution), timeout)
 
     def export_request(self, request, metadata=None, attribution=None, timeout: float | None = 120.0,
                        raw: tuple[bytes, str] | None = None) -> ExportResult:
         """`raw` (the request's bytes and codec) lets a worker process map it."""
-        n = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        if raw is not None and self._pool is not None:
+            return self._write(count_spans(request), lambda: self._pool.map(raw[0], raw[1], metadata, attribution),
+                               timeout)
+        return self._write(count_spans(request), lambda: self.map(request, metadata, attribution), timeout)
+
+    def _write(self, n: int, produce, timeout: float | None) -> ExportResult:
+        """Admit `n` spans (or refuse before any work), map them with `produce()`, queue the
+        batch for the writer and wait for its commit."""
         if n == 0:
             return ExportResult(0, 0, 0, "")
         with self._queued_lock:  # refuse before mapping: an overloaded server does no work
@@ -105,10 +122,7 @@ class Pipeline:
                 raise Overloaded(f"{self._queued_spans} spans are waiting to be written")
             self._queued_spans += n
         try:
-            if raw is not None and self._pool is not None:
-                batch = self._pool.map(raw[0], raw[1], metadata, attribution)
-            else:
-                batch = self.map(request, metadata, attribution)
+            batch = produce()
             fut: Future = Future()
             self._queue.put((batch, fut))
             result = fut.result(timeout=timeout)

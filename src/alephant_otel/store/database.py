@@ -9,7 +9,7 @@ from ..errors import SchemaTooNew, StoreError
 from . import schema, views
 from .backends import parse_spec
 
-CHECKPOINT_THRESHOLD = "128MB"
+CHECKPOINT_THRESHOLD = "64MB"
 
 
 def _version(con) -> int | None:
@@ -44,8 +44,8 @@ def open_for_writing(path: str | Path, data_path: str | None = None) -> duckdb.D
     try:
         # DuckDB checkpoints (merges the WAL into the file) once the WAL passes this size. At the
         # 16MB default a busy receiver checkpoints every ~20k steps and recompresses the same
-        # row group again and again; 128MB cut write cost ~20% in bench/run.py. The price: up to
-        # 128MB of WAL to replay after a crash, and that much more data held in memory.
+        # row group again and again; 64MB cut write cost ~20% (128MB no more, and it held
+        # ~100MB more memory). The price: up to 64MB of WAL to replay after a crash.
         con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         version = _version(con)
         check_version(version, path)

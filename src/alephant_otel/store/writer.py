@@ -113,7 +113,11 @@ class Writer:
     # missing ancestor), and only complete chains are cached (several writers, see lake.py).
     track_incomplete = False
 
-    def __init__(self, con, cache_size: int = 200_000):
+    # Spans whose chains are remembered, so a child arriving after its parent was written needs
+    # no read. Spans end (and are exported) before their parents, so most children come first
+    # and are adopted instead; 50k entries (~6 s of traffic at full load) keep the receiver's
+    # memory ~200 MB lower than 200k did, with no measurable cost in bench/run.py.
+    def __init__(self, con, cache_size: int = 50_000):
         self.con = con
         # (trace_id, span_id) -> (chain, parent_span_id, counts usage) of recently written spans
         self.cache: OrderedDict[tuple[str, str], tuple] = OrderedDict()
