@@ -27,16 +27,15 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import grpc
 import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 from postgres import Postgres  # noqa: E402
+from run import load  # noqa: E402
 from workload import make_request  # noqa: E402
 
-METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 CLI = str(Path(sys.executable).parent / "alephant-otel")
 
 
@@ -72,39 +71,6 @@ def tree(pid: int) -> list[psutil.Process]:
     return [p, *p.children(recursive=True)]
 
 
-def load(addresses: list[str], requests: list[bytes], seconds: float, per_receiver: int = 4):
-    """Send requests from `per_receiver` threads per receiver for `seconds`; retry refusals.
-    Returns spans acknowledged and elapsed seconds."""
-    stop = time.monotonic() + seconds
-    acked = [0]
-    lock = threading.Lock()
-
-    def worker(address: str, k: int):
-        ch = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)])
-        call = ch.unary_unary(METHOD)
-        i = k
-        while time.monotonic() < stop:
-            try:
-                call(requests[i % len(requests)], timeout=120)
-            except grpc.RpcError as exc:
-                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
-                    time.sleep(0.05)
-                    continue
-                raise
-            with lock:
-                acked[0] += 1000
-            i += 7
-        ch.close()
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=worker, args=(a, n * 97 + k)) for n, a in enumerate(addresses)
-               for k in range(per_receiver)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return acked[0], time.monotonic() - t0
-
-
 def ingest(pg: Postgres, receivers: int, seconds: float, workdir: Path, seed: int) -> dict:
     requests = [make_request(seed * 1000 + i) for i in range(48)]  # new ids: never duplicates
     if receivers == 0:  # the DuckDB file baseline
@@ -116,7 +82,7 @@ def ingest(pg: Postgres, receivers: int, seconds: float, workdir: Path, seed: in
     pg_procs = tree(pg.postmaster_pid())
     watched = [p for proc, _ in procs for p in tree(proc.pid)] + pg_procs
     cpu0 = cpu_seconds(watched)
-    spans, elapsed = load([a for _, a in procs], requests, seconds)
+    spans, elapsed, _ = load([a for _, a in procs], requests, seconds)  # 4 in flight per receiver
     watched = [p for proc, _ in procs for p in tree(proc.pid)] + tree(pg.postmaster_pid())
     cpu = cpu_seconds(watched) - cpu0
     for proc, _ in procs:

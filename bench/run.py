@@ -38,23 +38,26 @@ METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 CLI = str(Path(sys.executable).parent / "alephant-otel")
 
 
-def load(address: str, requests: list[bytes], seconds: float, in_flight: int = 4):
-    """Send requests round-robin from `in_flight` threads for `seconds`; retry refusals.
-    Returns (spans acknowledged, elapsed, latencies in ms)."""
+def load(address, requests: list[bytes], seconds: float, in_flight: int = 4):
+    """Send requests round-robin from `in_flight` threads per receiver (`address` is one
+    host:port or a list of them) for `seconds`; retry refusals. Returns (spans acknowledged,
+    elapsed, latencies in ms)."""
+    addresses = [address] if isinstance(address, str) else list(address)
     stop = time.monotonic() + seconds
     lat: list[float] = []
     acked = [0]
     lock = threading.Lock()
+    step = in_flight * len(addresses)
 
-    def worker(k: int):
-        ch = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)])
+    def worker(addr: str, k: int):
+        ch = grpc.insecure_channel(addr, options=[("grpc.max_send_message_length", 64 << 20)])
         call = ch.unary_unary(METHOD)
         i = k
         while time.monotonic() < stop:
             body = requests[i % len(requests)]
             t0 = time.perf_counter()
             try:
-                call(body, timeout=60)
+                call(body, timeout=120)
             except grpc.RpcError as exc:
                 if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
                     time.sleep(0.05)
@@ -63,10 +66,11 @@ def load(address: str, requests: list[bytes], seconds: float, in_flight: int = 4
             with lock:
                 lat.append((time.perf_counter() - t0) * 1000)
                 acked[0] += 1000
-            i += in_flight
+            i += step
         ch.close()
     t0 = time.monotonic()
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(in_flight)]
+    threads = [threading.Thread(target=worker, args=(a, n * in_flight + k))
+               for n, a in enumerate(addresses) for k in range(in_flight)]
     for t in threads:
         t.start()
     for t in threads:

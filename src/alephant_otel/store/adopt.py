@@ -16,6 +16,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from .. import inherit
+from .database import in_transaction
 from .lake import LakeWriter, retrying
 from .writer import _resolved_columns, missing_ancestor
 
@@ -36,51 +37,45 @@ def adopt(writer: LakeWriter, max_traces: int = 500, rounds: int = 20) -> int:
 
 
 def _adopt_once(writer: LakeWriter, max_traces: int) -> tuple[int, bool]:
+    return in_transaction(writer.con, lambda: _adopt(writer, max_traces))
+
+
+def _adopt(writer: LakeWriter, max_traces: int) -> tuple[int, bool]:
     con = writer.con
-    con.execute("BEGIN")
+    traces = [t for (t,) in con.execute(_READY, [max_traces]).fetchall()]
+    if not traces:
+        return 0, False
+    con.register("_adopt_traces", pa.table({"trace_id": pa.array(traces, type=pa.string())}))
     try:
-        traces = [t for (t,) in con.execute(_READY, [max_traces]).fetchall()]
-        if not traces:
-            con.execute("COMMIT")
-            return 0, False
-        con.register("_adopt_traces", pa.table({"trace_id": pa.array(traces, type=pa.string())}))
-        try:
-            entries = con.execute(
-                "SELECT DISTINCT o.trace_id, o.span_id, o.parent_span_id FROM _orphans_pending o"
-                " SEMI JOIN _adopt_traces t ON o.trace_id = t.trace_id").fetchall()
-        finally:
-            con.unregister("_adopt_traces")
-        stored = writer._load_traces(set(traces))
-        fixes: dict[tuple[str, str], dict] = {}
-        handled, again = [], []
-        for t, sid, parent in entries:
-            nodes_full = stored.get(t, {})
-            if parent not in nodes_full:
-                continue  # its missing ancestor is still missing
-            handled.append((t, sid, parent))
-            if sid not in nodes_full or (t, sid) in fixes:
-                continue  # (the span itself is gone: retention)
-            nodes = {s: (p, tiers) for s, (p, tiers, _) in nodes_full.items()}
-            chains = inherit.chains_for_trace(nodes, {})
-            miss = missing_ancestor(sid, nodes, {})
-            fixes[(t, sid)] = {"trace_id": t, "span_id": sid, "_missing": miss,
-                               **_resolved_columns(chains[sid], t, nodes[sid][1])}
-            if miss is not None:
-                again.append((t, sid, miss))
-        demoted = writer._demote_repeated_usage([], stored)
-        if fixes:
-            writer._update_context(list(fixes.values()))
-        if demoted:
-            writer._demote_stored(demoted)
-        if again:
-            writer._record_orphans(again)
-        if handled:
-            writer._drop_orphans(handled)
-        con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001 - a failed COMMIT has already ended it
-            pass
-        raise
+        entries = con.execute(
+            "SELECT DISTINCT o.trace_id, o.span_id, o.parent_span_id FROM _orphans_pending o"
+            " SEMI JOIN _adopt_traces t ON o.trace_id = t.trace_id").fetchall()
+    finally:
+        con.unregister("_adopt_traces")
+    stored = writer._load_traces(set(traces))
+    fixes: dict[tuple[str, str], dict] = {}
+    handled, again = [], []
+    for t, sid, parent in entries:
+        nodes_full = stored.get(t, {})
+        if parent not in nodes_full:
+            continue  # its missing ancestor is still missing
+        handled.append((t, sid, parent))
+        if sid not in nodes_full or (t, sid) in fixes:
+            continue  # (the span itself is gone: retention)
+        nodes = {s: (p, tiers) for s, (p, tiers, _) in nodes_full.items()}
+        chains = inherit.chains_for_trace(nodes, {})
+        miss = missing_ancestor(sid, nodes, {})
+        fixes[(t, sid)] = {"trace_id": t, "span_id": sid, "_missing": miss,
+                           **_resolved_columns(chains[sid], t, nodes[sid][1])}
+        if miss is not None:
+            again.append((t, sid, miss))
+    demoted = writer._demote_repeated_usage([], stored)
+    if fixes:
+        writer._update_context(list(fixes.values()))
+    if demoted:
+        writer._demote_stored(demoted)
+    if again:
+        writer._record_orphans(again)
+    if handled:
+        writer._drop_orphans(handled)
     return len(fixes), len(traces) == max_traces

@@ -99,3 +99,19 @@ def open_for_reading(path: str | Path) -> duckdb.DuckDBPyConnection:
 def is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "lock" in text and ("conflicting" in text or "could not set" in text)
+
+
+def in_transaction(con, fn):
+    """`fn()` in one transaction on `con`: committed when it returns, rolled back if it raises
+    (a failed COMMIT has already ended it)."""
+    con.execute("BEGIN")
+    try:
+        result = fn()
+        con.execute("COMMIT")
+        return result
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        raise

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from ..errors import StoreError
 from . import schema, views
-from .backends import LAKE_ALIAS, StoreSpec, attach_lake, parse_spec
+from .backends import LAKE_ALIAS, StoreSpec, attach_lake
 from .database import check_version
 from .writer import _COSTS, _TOKENS, WriteResult, Writer
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from ..errors import StoreError
 from . import Store, is_lock_error
 from .backends import LAKE_ALIAS, parse_spec
+from .database import in_transaction
 
 _OLD = "coalesce(start_time, received_at) < ?"  # a step's age: when it started
 
@@ -48,34 +49,17 @@ def _file(con, retention_days: int | None) -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
     if retention_days is not None:
         cut = _cutoff(retention_days)
-        con.execute("BEGIN")
-        try:
-            n = _count(con, f"DELETE FROM _spans WHERE {_OLD}", [cut])
+
+        def retention():
+            deleted = _count(con, f"DELETE FROM _spans WHERE {_OLD}", [cut])
             con.execute("DELETE FROM _orphans o WHERE NOT EXISTS (SELECT 1 FROM _spans s"
                         " WHERE s.trace_id = o.trace_id AND s.span_id = o.span_id)")
-            r = _count(con, "DELETE FROM _rejected_spans WHERE received_at < ?", [cut])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            return deleted, _count(con, "DELETE FROM _rejected_spans WHERE received_at < ?", [cut])
+        n, r = in_transaction(con, retention)
         out += [(f"steps older than {retention_days} days deleted", n), ("rejected spans deleted", r)]
     con.execute("CHECKPOINT")  # freed blocks are reused by later writes (the file does not shrink)
     out.append(("checkpoint", "done"))
     return out
-
-
-def _in_tx(con, fn):
-    con.execute("BEGIN")
-    try:
-        result = fn()
-        con.execute("COMMIT")
-        return result
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001 - a failed COMMIT has already ended it
-            pass
-        raise
 
 
 def data_files(con, table: str = "_span_rows") -> int:
@@ -94,14 +78,14 @@ def _lake(store, retention_days: int | None, keep: timedelta) -> list[tuple[str,
     def dedupe():  # the copies the `_spans` view does not show (same order as lake.SPANS_SQL)
         return _count(con, "DELETE FROM _span_rows WHERE rowid IN (SELECT rowid FROM _span_rows QUALIFY"
                            " row_number() OVER (PARTITION BY trace_id, span_id ORDER BY received_at, rowid) > 1)")
-    out.append(("duplicate span copies deleted", retrying(lambda: _in_tx(con, dedupe), what="dedupe")))
+    out.append(("duplicate span copies deleted", retrying(lambda: in_transaction(con, dedupe), what="dedupe")))
 
     def forget_done():  # orphans re-resolved: their entries and markers go
         n = _count(con, "DELETE FROM _orphans o WHERE EXISTS (SELECT 1 FROM _orphans_done d WHERE d.trace_id ="
                         " o.trace_id AND d.span_id = o.span_id AND d.parent_span_id = o.parent_span_id)")
         con.execute("DELETE FROM _orphans_done")
         return n
-    out.append(("adopted orphan entries removed", retrying(lambda: _in_tx(con, forget_done), what="orphans")))
+    out.append(("adopted orphan entries removed", retrying(lambda: in_transaction(con, forget_done), what="orphans")))
 
     if retention_days is not None:
         cut = _cutoff(retention_days)
@@ -113,7 +97,7 @@ def _lake(store, retention_days: int | None, keep: timedelta) -> list[tuple[str,
                             " WHERE s.trace_id = t.trace_id AND s.span_id = t.span_id)")
             r = _count(con, "DELETE FROM _rejected_spans WHERE received_at < ?", [cut])
             return n, r
-        n, r = retrying(lambda: _in_tx(con, retention), what="retention")
+        n, r = retrying(lambda: in_transaction(con, retention), what="retention")
         out += [(f"span rows older than {retention_days} days deleted", n), ("rejected spans deleted", r)]
 
     lake = f"'{LAKE_ALIAS}'"
