@@ -30,7 +30,7 @@ MONEY_KEYS = ["trace_id", "span_id", "run_id", "session_id", "agent_id", "user_i
 # (component, amount expression, currency expression, a condition every row with an amount meets)
 # The condition is on plain columns, so DuckDB skips row groups by their statistics (a store
 # with no payments reads no payment column); the amount expressions alone cannot.
-_AMOUNTS = [("model_cost", "model_cost", "currency", "model_cost IS NOT NULL"),
+AMOUNTS = [("model_cost", "model_cost", "currency", "model_cost IS NOT NULL"),
             ("tool_cost", "tool_cost", "tool_cost_currency", "tool_cost IS NOT NULL"),
             ("payment_spend", PAYMENT_SPEND, "payment_currency", "payment_direction = 'outbound'"),
             ("fees", "fee_amount", "fee_currency", "fee_amount IS NOT NULL"),
@@ -100,7 +100,7 @@ class Rollup:
             f" sum({amt}) FILTER (WHERE retry_attempt > 0) AS retried"
             f" FROM _spans WHERE {present} AND {amt} IS NOT NULL{' AND (' + where + ')' if where else ''}"
             f" GROUP BY {group}, {len(self.keys) + 1}"
-            for name, amt, ccy, present in _AMOUNTS)
+            for name, amt, ccy, present in AMOUNTS)
         join = " AND ".join(f"s.\"{n}\" IS NOT DISTINCT FROM m.\"{n}\"" for _, n in self.keys)
         names = [n for _, n in self.keys]
         stat_names = [n for _, n, _ in self.stats] + ["step_count", "model_calls", "tool_calls", "error_count",

@@ -9,13 +9,8 @@ fees, margin = revenue - cost, margin_complete = no unpriced steps.
 """
 from __future__ import annotations
 
-from ..store.rollups import COMPONENTS, COST_COMPONENTS, PAYMENT_SPEND, REVENUE, REVENUE_CURRENCY, TOTAL_TOKENS
+from ..store.rollups import AMOUNTS, COMPONENTS, COST_COMPONENTS, TOTAL_TOKENS
 from .sql import Query
-
-# (component, amount expression, currency expression): the same as the views' roll-ups
-AMOUNTS = [("model_cost", "model_cost", "currency"), ("tool_cost", "tool_cost", "tool_cost_currency"),
-           ("payment_spend", PAYMENT_SPEND, "payment_currency"), ("fees", "fee_amount", "fee_currency"),
-           ("revenue", REVENUE, REVENUE_CURRENCY)]
 KEYS = {"day": "CAST(start_time AS DATE)", "agent_id": "agent_id", "workflow_name": "workflow_name",
         "endpoint_id": "endpoint_id", "provider": "provider", "model": "model", "session_id": "session_id"}
 # list name -> its key columns (an empty list is the grand total)
@@ -38,9 +33,9 @@ def overview(conds: list[str], params: dict, top: int) -> Query:
         f"WHEN {_mask(cols)} THEN '{n}'" for n, cols in LISTS.items()) + " END"
     per_component = "\n    UNION ALL ".join(
         f"SELECT {grouping} AS g, {keys}, currency, '{c}' AS component, sum(amount) AS amount\n"
-        f"    FROM ({base}, {ccy} AS currency, {amt} AS amount FROM _spans WHERE {amt} IS NOT NULL{where})\n"
+        f"    FROM ({base}, {ccy} AS currency, {amt} AS amount FROM _spans WHERE {present} AND {amt} IS NOT NULL{where})\n"
         f"    GROUP BY GROUPING SETS ({_sets('currency')})"
-        for c, amt, ccy in AMOUNTS)
+        for c, amt, ccy, present in AMOUNTS)  # the views' amounts (store/rollups.py)
     sums = ", ".join(f"sum(amount) FILTER (WHERE component = '{c}') AS {c}" for c in COMPONENTS)
     join = " AND ".join(f"s.{k} IS NOT DISTINCT FROM m.{k}" for k in KEYS)
     cost = " + ".join(f"coalesce(m.{c}, 0)" for c in COST_COMPONENTS)
