@@ -1,7 +1,7 @@
 """`make bench`: ingest and query figures on this machine, printed as one table.
 
-    python bench/run.py            # quick: ~1-2 minutes
-    python bench/run.py --full     # longer runs and bigger files (adds the 1M-step query figures)
+    python bench/run.py            # quick: about 3 minutes
+    python bench/run.py --full     # 60 s per figure, plus the 1M/5M/10M-step growth curve
 
 Measures, in one run: the decode-only ceiling (a gRPC server that only parses each request and
 acknowledges it) and our receiver (`alephant-otel serve`, acknowledging after commit), both fed
