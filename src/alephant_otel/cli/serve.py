@@ -60,6 +60,8 @@ def serve(db, data_path, host, grpc_port, http_port, no_http, max_request_bytes,
     rules = RuleSet.load(mapping) if mapping else None
     price_list = PriceList.load(prices) if prices else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ..receiver import gc_tuning
+    gc_tuning.tune()  # (this process is ours: see receiver/gc_tuning.py)
     server = Server(db, host, grpc_port, None if no_http else http_port, rules=rules, cost_preference=cost_preference,
                     prices=price_list, store_content=store_content, require_auth=require_auth,
                     max_request_bytes=max_request_bytes, max_queued_spans=max_queued_spans,

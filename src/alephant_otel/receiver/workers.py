@@ -15,12 +15,14 @@ from concurrent.futures import ProcessPoolExecutor
 from ..mapping import MappedBatch, map_request
 from ..otlp import decode_json, decode_request
 from ..pricing import price_steps
+from . import gc_tuning
 
 _OPTIONS: dict = {}
 
 
 def _init(options: dict, receiver_pid: int) -> None:
     _OPTIONS.update(options)
+    gc_tuning.tune()
     threading.Thread(target=_exit_with_receiver, args=(receiver_pid,), daemon=True).start()
 
 
