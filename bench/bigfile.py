@@ -26,7 +26,8 @@ SELECT printf('%032x', i // 10), printf('%016x', i), CASE WHEN i % 10 = 0 THEN N
 FROM range({start}, {stop}) t(i)"""
 
 
-def timed(con, sql, params=None, runs=5):
+def timed(con, sql: str, params=None, runs: int = 5) -> float:
+    """Warm query latency in ms: one run to warm, then the median of `runs`."""
     con.execute(sql, params or []).fetchall()
     ts = []
     for _ in range(runs):
@@ -36,6 +37,12 @@ def timed(con, sql, params=None, runs=5):
     return statistics.median(ts)
 
 
+def fill(con, upto: int, done: int = 0) -> None:
+    """Add synthetic steps [done, upto) straight into the store open on `con`."""
+    for start in range(done, upto, 1_000_000):
+        con.execute(FILL.format(start=start, stop=min(upto, start + 1_000_000)))
+
+
 def main(sizes: list[int]) -> None:
     db = Path(tempfile.mkdtemp(prefix="alephant-big-")) / "big.duckdb"
     Store(db).close()
@@ -43,11 +50,9 @@ def main(sizes: list[int]) -> None:
     done = 0
     for n in sizes:
         t0 = time.perf_counter()
-        for start in range(done, n, 1_000_000):
-            con.execute(FILL.format(start=start, stop=min(n, start + 1_000_000)))
+        fill(con, n, done)
         done = n
-        fill = time.perf_counter() - t0
-        print(f"{n:>11,} steps (filled in {fill:.0f} s): "
+        print(f"{n:>11,} steps (filled in {time.perf_counter() - t0:.0f} s): "
               f"cost by session {timed(con, 'SELECT * FROM sessions ORDER BY cost DESC LIMIT 20'):.0f} ms, "
               f"one run's steps {timed(con, 'SELECT * FROM steps WHERE run_id = ?', ['run-12345']):.0f} ms, "
               f"daily roll-up {timed(con, 'SELECT * FROM daily_costs'):.0f} ms, "

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 from postgres import Postgres  # noqa: E402
+from bigfile import timed  # noqa: E402
 from run import load  # noqa: E402
 from workload import make_request  # noqa: E402
 
@@ -98,16 +98,6 @@ QUERIES = {
     "one run's steps": "SELECT * FROM steps WHERE run_id = (SELECT min(run_id) FROM _spans) ORDER BY start_time",
     "daily roll-up": "SELECT * FROM daily_costs",
 }
-
-
-def timed(con, sql: str, n: int = 5) -> float:
-    con.execute(sql).fetchall()  # warm
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        con.execute(sql).fetchall()
-        out.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(out)
 
 
 def query_figures(pg: Postgres, n_requests: int, workdir: Path) -> dict[str, dict[str, float]]:

@@ -33,6 +33,8 @@ import grpc
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bigfile  # noqa: E402
+from bigfile import timed  # noqa: E402
 from workload import make_request  # noqa: E402
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -163,22 +165,10 @@ def peak_rss(proc: subprocess.Popen, stop: threading.Event, out: list[int]) -> N
         time.sleep(0.2)
 
 
-def timed(con, sql: str, params=None, runs: int = 5) -> float:
-    con.execute(sql, params or []).fetchall()  # warm
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        con.execute(sql, params or []).fetchall()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
-
 def fill(db: Path, upto: int, done: int = 0) -> None:
-    """Add synthetic steps [done, upto) straight into the store (bench/bigfile.py's FILL)."""
-    from bigfile import FILL
+    """Add synthetic steps [done, upto) straight into the store file (bench/bigfile.py)."""
     with duckdb.connect(str(db)) as con:
-        for start in range(done, upto, 1_000_000):
-            con.execute(FILL.format(start=start, stop=min(upto, start + 1_000_000)))
+        bigfile.fill(con, upto, done)
 
 
 def ingest(db: Path, seconds: float, seed: int, offered=(), rounds: int = 1) -> dict:
