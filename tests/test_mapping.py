@@ -155,3 +155,24 @@ def test_real_gen_ai_fixtures_map_as_classified_by_hand(fixture):
             assert s["tool_name"] == e["tool_name"]
         if e["session_id"]:
             assert s["session_id"] == e["session_id"]
+
+
+def test_batches_cross_processes_unchanged():
+    """Mapped batches travel to the receiver's writer pickled as columns per key shape: every
+    row comes back equal and in its place, whatever mix of shapes the batch holds."""
+    import pickle
+    from alephant_otel.pricing import price_steps
+
+    steps = []
+    for path in sorted(FIXTURES.glob("*.pb")):
+        batch = map_request(ExportTraceServiceRequest.FromString(path.read_bytes()))
+        price_steps(batch.steps)
+        steps += batch.steps
+    steps.insert(1, {"trace_id": "t", "span_id": "s", "mapping_error": "boom"})  # odd shapes, interleaved
+    steps.insert(5, dict(reversed(list(steps[4].items()))))
+    batch.steps = steps
+    assert len({tuple(s) for s in steps}) == 3
+    back = pickle.loads(pickle.dumps(batch))
+    assert back.steps == steps
+    assert [list(s) for s in back.steps] == [list(s) for s in steps]  # same keys, same order
+    assert (back.rejected, back.unmapped) == (batch.rejected, batch.unmapped)

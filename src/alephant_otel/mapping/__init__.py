@@ -55,13 +55,13 @@ class MappedBatch:
     # step dicts take ~25 ms to load in the receiver; as columns per key shape, ~2 ms plus
     # ~6 ms to rebuild the same dicts.
     def __getstate__(self):
-        shapes: dict[tuple, list[dict]] = {}
-        for s in self.steps:
-            shapes.setdefault(tuple(s), []).append(s)
-        columns = [(keys, [list(col) for col in zip(*(s.values() for s in rows))], [id(s) for s in rows])
-                   for keys, rows in shapes.items()]
-        order = {id(s): i for i, s in enumerate(self.steps)}
-        return {"columns": [(keys, cols, [order[i] for i in ids]) for keys, cols, ids in columns],
+        shapes: dict[tuple, tuple[list[int], list[dict]]] = {}  # keys -> (positions, rows)
+        for i, s in enumerate(self.steps):
+            positions, rows = shapes.setdefault(tuple(s), ([], []))
+            positions.append(i)
+            rows.append(s)
+        return {"columns": [(keys, [list(col) for col in zip(*(r.values() for r in rows))], positions)
+                            for keys, (positions, rows) in shapes.items()],
                 "rejected": self.rejected, "unmapped": self.unmapped}
 
     def __setstate__(self, state):

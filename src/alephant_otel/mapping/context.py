@@ -59,16 +59,15 @@ def alephant_context(attrs: dict[str, Any], consumed: set[str]) -> dict:
     consumed.update(secrets)
     ctx: dict = {}
     for key, field, prop, is_header in carriers:  # headers first (table order), explicit last
+        consumed.add(key)  # an Alephant carrier, even when empty
         value = attrs[key]
         v = _text(headers.header_value(value) if is_header else value)
         if v is None:
-            consumed.add(key)
             continue
         if field is not None:
             ctx[field] = v
         else:
             ctx.setdefault("properties", {})[prop] = v
-        consumed.add(key)
     return ctx
 
 
