@@ -503,7 +503,7 @@ KNOWN_DIVERGENCES = {
 
 
 # Edge cases that once differed and were fixed (in the generator or the mapper): they agree.
-FIXED = ['empty captured header', 'empty foreign value', 'legacy export-call header sent last', 'export-call header with underscores', 'traceloop agent entity name', 'kinds of two conventions', 'traceloop span kind and request type', 'gen_ai guardrail verdict on a tool span', 'openlit scope in capitals']
+FIXED = ['two aliases of one metadata prefix', 'empty captured header', 'empty foreign value', 'legacy export-call header sent last', 'export-call header with underscores', 'traceloop agent entity name', 'kinds of two conventions', 'traceloop span kind and request type', 'gen_ai guardrail verdict on a tool span', 'openlit scope in capitals']
 
 
 @pytest.mark.parametrize("case", FIXED)

@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from . import wire
 from .errors import DecodeError
 
 __all__ = [
@@ -104,8 +105,11 @@ def any_value(v, depth: int = 0) -> Any:
 
 
 def attributes(kvs) -> dict[str, Any]:
-    """Convert a repeated KeyValue into a dict; a later duplicate key wins, as in the SDKs.
-    (The common scalar cases are inlined: this runs for every attribute of every span.)"""
+    """Convert a repeated KeyValue (or a wire.py attribute map) into a dict; a later duplicate
+    key wins, as in the SDKs. (The common scalar cases are inlined: this runs for every
+    attribute of every span.)"""
+    if hasattr(kvs, "items"):
+        return wire.attributes(kvs)
     out = {}
     for kv in kvs:
         v = kv.value

@@ -9,7 +9,8 @@ import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..errors import AlephantError, DecodeError
-from ..otlp import decode_json, decode_request
+from .. import wire
+from ..otlp import decode_json
 from . import main
 from .options import db_option
 
@@ -21,7 +22,7 @@ def requests_in(path: Path):
         raw = gzip.decompress(raw)
     text_like = raw.lstrip()[:1] in (b"{", b"[")
     if not text_like:
-        yield decode_request(raw), len(raw)
+        yield wire.parse(raw), len(raw)
         return
     try:
         yield decode_json(raw), len(raw)

@@ -99,7 +99,10 @@ def _plan(shape: tuple) -> tuple:
             target = _target(attr) if attr is not None else None
             if target is not None:
                 captured.append((headers.rank(name), (key, *target, True)))
-    captured.sort(key=lambda c: -c[0])  # stable: the header table's first wins
+    # applied in this order, the last value wins: the header table's first header, then
+    # explicit attributes; spellings of one header (or aliases) by key, whatever the order sent
+    captured.sort(key=lambda c: (-c[0], c[1][0]))
+    explicit.sort()
     plan = (tuple(secrets), tuple(c for _, c in captured) + tuple(explicit))
     if len(_PLANS) >= _MAX_SHAPES:
         _PLANS.clear()

@@ -22,9 +22,10 @@ class InvalidSpan(ValueError):
 
 
 def dumps(value: Any) -> str | None:
+    """JSON with sorted keys: the same text whatever order attributes were sent or read in."""
     if not value:
         return None
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS).decode()
 
 
 def span_ids(span) -> tuple[str, str, str | None]:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from ..errors import AlephantError
 from ..mapping import MappedBatch, map_request
-from ..otlp import decode_json, decode_request
+from .. import wire
+from ..otlp import decode_json
 from ..pricing import price_steps
 from ..store import Store, WriteResult
 
@@ -93,10 +94,15 @@ class Pipeline:
         """Decode, map and price (in a worker process when there are workers, else on the
         caller's thread); block until committed. Raises DecodeError (bad request), Overloaded
         (retry later) or StoreUnavailable (retry)."""
-        request = decode_json(data) if codec == "json" else decode_request(data)
+        if self._pool is not None and codec != "json":
+            # Admitted by its span count, read without decoding the spans; the worker parses
+            # the bytes (a bad request fails there, before any of it is queued).
+            n = wire.count_spans(data)
+            return self._write(n, lambda: self._pool.map(data, codec, metadata, attribution), timeout)
+        request = decode_json(data) if codec == "json" else wire.parse(data)
         if self._pool is None:
             return self.export_request(request, metadata, attribution, timeout)
-        # The worker decodes the bytes again; the decoded request (several MB for 1,000 spans)
+        # The worker decodes the JSON again; the decoded request (several MB for 1,000 spans)
         # is not kept while the export waits for its commit: memory follows the queue's bound.
         n = count_spans(request)
         del request

@@ -13,7 +13,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from ..mapping import MappedBatch, map_request
-from ..otlp import decode_json, decode_request
+from .. import wire
+from ..otlp import decode_json
 from ..pricing import price_steps
 from . import gc_tuning
 
@@ -35,7 +36,7 @@ def _exit_with_receiver(receiver_pid: int) -> None:
 
 def map_bytes(data: bytes, codec: str, metadata, attribution) -> MappedBatch:
     """Decode, map and price one export request (runs in a worker process)."""
-    request = decode_json(data) if codec == "json" else decode_request(data)
+    request = decode_json(data) if codec == "json" else wire.parse(data)
     batch = map_request(request, metadata, _OPTIONS.get("rules"), attribution, _OPTIONS.get("store_content", False))
     price_steps(batch.steps, _OPTIONS.get("cost_preference", "provided"), _OPTIONS.get("prices"))
     return batch

@@ -176,7 +176,7 @@ class _Plan:
     op_key: str | None
     fields: tuple  # (field, (present keys...)), in table order
     context: tuple  # (field, (present keys...))
-    metadata: tuple  # (key, sub, named field or None) in table then attribute order
+    metadata: tuple  # (key, sub, named field or None) in table order, then by key
     metadata_json: tuple  # (present key, spec)
     tags: tuple
     tags_csv: tuple
@@ -198,11 +198,16 @@ def _make_plan(name: str, shape: tuple, heads: frozenset) -> _Plan | None:
     metadata = []
     for m in t.get("metadata", ()):
         prefix, named, ignore = m["prefix"], m["fields"], tuple(m.get("ignore", ()))
+        rank = {sub: i for i, sub in enumerate(named)}
+        found = []
         for key in shape:
             if key.startswith(prefix) and len(key) > len(prefix):
                 sub = key[len(prefix):]
                 if not (ignore and sub.startswith(ignore)):
-                    metadata.append((key, sub, named.get(sub)))
+                    found.append((rank.get(sub, len(rank)), key, sub, named.get(sub)))
+        # two aliases of one field (threadId, sessionId): the table's first wins, whatever
+        # the order the attributes came in
+        metadata += [(key, sub, field) for _, key, sub, field in sorted(found)]
     op_key = t.get("operation_key", "gen_ai.operation.name") if "operations" in t else None
     return _Plan(
         kind_key=t["kind_key"] if t.get("kind_key") in present else None,
