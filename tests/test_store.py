@@ -94,3 +94,45 @@ def test_an_older_file_is_migrated_on_open_for_writing_and_explained_on_read(tmp
     assert con.execute("SELECT value FROM _meta WHERE key='schema_version'").fetchone()[0] == str(schema.SCHEMA_VERSION)
     assert "added_later" in [r[0] for r in con.execute("DESCRIBE _spans").fetchall()]
     con.close()
+
+
+def test_a_retry_mixed_with_new_spans_then_more_traffic_stores_each_span_once(tmp_path):
+    """The writer inserts plainly and lets the primary key refuse a stored span; on refusal it
+    redoes the commit skipping stored keys, and skips them for a few commits after. Every
+    export's inserted and duplicate counts stay exact throughout, and back in plain mode."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+    from workload import make_request
+    from alephant_otel import wire
+    from alephant_otel.mapping import map_request
+    from alephant_otel.pricing import price_steps
+    from alephant_otel.store.database import open_for_writing
+    from alephant_otel.store.writer import Writer, _SKIP_PLAIN_AFTER_DUPLICATE
+
+    requests = {}  # the workload draws random ids: one request per seed, mapped anew each time
+
+    def steps(seed):
+        data = requests.setdefault(seed, make_request(seed, spans=40))
+        batch = map_request(wire.parse(data))
+        price_steps(batch.steps)
+        return batch.steps
+
+    con = open_for_writing(tmp_path / "s.duckdb")
+    w = Writer(con)
+    assert w.write(steps(0)).inserted == 40
+    r = w.write(steps(0)[:25] + steps(1))  # a retry of 25 stored spans, with 40 new ones
+    assert (r.inserted, r.duplicates) == (40, 25)
+    last = 1 + _SKIP_PLAIN_AFTER_DUPLICATE
+    for seed in range(2, last):  # the commits that skip stored keys directly
+        r = w.write(steps(seed) + steps(seed - 1)[:3])
+        assert (r.inserted, r.duplicates) == (40, 3)
+    assert w._skip_plain == 0
+    assert (w.write(steps(last)).inserted, w._skip_plain) == (40, 0)  # plain again
+    r = w.write(steps(last + 1) + steps(0)[:1])  # refused, redone
+    assert (r.inserted, r.duplicates, w._skip_plain) == (40, 1, _SKIP_PLAIN_AFTER_DUPLICATE - 1)
+    n, distinct = con.execute("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM _spans").fetchone()
+    assert n == distinct == 40 * (last + 2)
+    stored = con.execute("SELECT sum(input_tokens) FROM _spans").fetchone()[0]
+    sent = sum(s["input_tokens"] or 0 for seed in requests for s in steps(seed))
+    assert stored == sent  # nothing counted twice (each seed's spans once)
