@@ -64,7 +64,7 @@ def _arrow(steps: list[dict]) -> pa.Table:
         except KeyError:
             rows.append(tuple(map(s.get, schema.SPAN_COLUMN_NAMES)))
     cols = zip(*rows) if rows else ([] for _ in schema.SPAN_COLUMNS)
-    return pa.Table.from_arrays([pa.array(list(col), type=t) for col, (_, _, t) in zip(cols, schema.SPAN_COLUMNS)],
+    return pa.Table.from_arrays([pa.array(col, type=t) for col, (_, _, t) in zip(cols, schema.SPAN_COLUMNS)],
                                 schema=schema.ARROW_SCHEMA)
 
 
@@ -219,9 +219,8 @@ class Writer:
                 chains[(t, sid)] = tchains[sid]
         for s in steps:
             s.update(_resolved_columns(chains[(s["trace_id"], s["span_id"])], s["trace_id"], s["tiers"]))
-        demoted = self._demote_repeated_usage(steps, stored)
+        demoted, usage_of = self._demote_repeated_usage(steps, stored)
         entries = {}
-        usage_of = {(s["trace_id"], s["span_id"]): _counts_usage(s) for s in steps}
         parent_of = {(s["trace_id"], s["span_id"]): s["parent_span_id"] for s in steps}
         for k, ch in chains.items():
             if k in incomplete:  # (only with track_incomplete) another writer may complete it
@@ -233,15 +232,18 @@ class Writer:
                 entries[k] = (ch, p, usage and k not in demoted)
         return updates, demoted, orphans, adopted, entries
 
-    def _demote_repeated_usage(self, steps: list[dict], stored: dict) -> dict[tuple[str, str], str]:
+    def _demote_repeated_usage(self, steps: list[dict], stored: dict):
         """Demote model calls whose usage a descendant model call repeats. New rows are changed
-        in place; returns {stored key: note} for stored rows to update."""
+        in place; returns ({stored key: note} for stored rows to update, {new key: counts usage
+        after the demotions})."""
         new = {(s["trace_id"], s["span_id"]): s for s in steps}
+        counts = {k: _counts_usage(s) for k, s in new.items()}
         demoted: dict[tuple[str, str], str] = {}
 
         def node(k):  # (parent, counts usage) from the batch, the loaded traces or the cache
-            if k in new:
-                return new[k]["parent_span_id"], _counts_usage(new[k])
+            s = new.get(k)
+            if s is not None:
+                return s["parent_span_id"], counts[k]
             loaded = stored.get(k[0], {}).get(k[1])
             if loaded is not None:
                 return loaded[0], loaded[2] and k not in demoted
@@ -250,7 +252,7 @@ class Writer:
                 return cached[1], cached[2] and k not in demoted
             return None
 
-        starts = [k for k, s in new.items() if _counts_usage(s)]
+        starts = [k for k, c in counts.items() if c]
         starts += [(t, sid) for t, nodes in stored.items() for sid, (_, _, usage) in nodes.items() if usage]
         for t, sid in starts:
             seen = {sid}
@@ -267,12 +269,13 @@ class Writer:
                         row = new[k]
                         note = _demotion_note(sid, {f: row.get(f) for f in _TOKENS + ("model_cost",)})
                         row.update({f: None for f in _TOKENS + _COSTS}, step_kind="workflow_action")
+                        counts[k] = False
                         row["anomalies"] = orjson.dumps((orjson.loads(row["anomalies"]) if row.get("anomalies") else []) + [note]).decode()
                     else:
                         demoted[k] = _demotion_note(sid, {})
                     break
                 cur = info[0]
-        return demoted
+        return demoted, counts
 
     @staticmethod
     def _has_ancestor_in(sid: str, nodes: dict, targets: dict) -> bool:
