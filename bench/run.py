@@ -6,11 +6,12 @@
 Measures, in one run: the decode-only ceiling (a gRPC server that only parses each request and
 acknowledges it) and our receiver (`alephant-otel serve`, acknowledging after commit), both fed
 by the same load generator sending pre-serialized 1,000-span requests with 4 in flight (closed
-loop, three rounds: the median and the range); export latency p50/p99 there and at fixed
-offered loads (open loop: 20,000 spans/s and half the measured rate, latency counted from when
-each request was due); peak RSS
-of the server and its worker processes; bytes per stored step; query latencies (warm, median of
-5) on the file written. `--full` adds the growth curve: ingest rate and query latencies with
+loop, three rounds: the median and the range); the server's CPU time per span over those
+rounds (all its processes: a figure the load generator's share of the cores does not blur);
+export latency p50/p99 there and at fixed offered loads (open loop: 20,000 spans/s and half the
+measured rate, latency counted from when each request was due); peak RSS of the server and its
+worker processes; bytes per stored step; query latencies (warm, median of 5) on the file
+written. `--full` adds the growth curve: ingest rate and query latencies with
 1M, 5M and 10M steps in the file. Loopback only; every loop is bounded in time.
 """
 from __future__ import annotations
@@ -165,6 +166,12 @@ def peak_rss(proc: subprocess.Popen, stop: threading.Event, out: list[int]) -> N
         time.sleep(0.2)
 
 
+def cpu_seconds(proc: subprocess.Popen) -> float:
+    """User + system CPU time of the server and its worker processes so far."""
+    p = psutil.Process(proc.pid)
+    return sum(sum(x.cpu_times()[:2]) for x in [p, *p.children(recursive=True)])
+
+
 def fill(db: Path, upto: int, done: int = 0) -> None:
     """Add synthetic steps [done, upto) straight into the store file (bench/bigfile.py)."""
     with duckdb.connect(str(db)) as con:
@@ -182,11 +189,13 @@ def ingest(db: Path, seconds: float, seed: int, offered=(), rounds: int = 1) -> 
     out: dict = {"offered": []}
     try:
         load(address, [make_request(seed - 1 - i) for i in range(4)], 0.01)  # warm up: workers start, imports load
-        out["rates"], lats = [], []
+        out["rates"], out["cpu"], lats = [], [], []
         for r in range(rounds):
             reqs = [make_request(seed + 10_000 * r + i) for i in range(int(seconds * 20))]
+            cpu0 = cpu_seconds(proc)
             spans, elapsed, lat = load(address, reqs, seconds)
             out["rates"].append(spans / elapsed)
+            out["cpu"].append((cpu_seconds(proc) - cpu0) / max(spans, 1) * 1e6)
             lats += lat
         out["rate"] = statistics.median(out["rates"]) if rounds else None
         out["lat"] = sorted(lats)
@@ -259,6 +268,8 @@ def main() -> int:
         ("ingest into DuckDB, acked after commit (spans/s; median of 3, min-max)",
          f"{rate:,.0f} ({min(first['rates']):,.0f}-{max(first['rates']):,.0f})"),
         ("ratio to decode-only ceiling", f"{rate / ceiling:.3f}"),
+        ("server CPU per span, all its processes (us; median of 3) = spans per CPU-second",
+         f"{statistics.median(first['cpu']):,.0f} = {1e6 / statistics.median(first['cpu']):,.0f}"),
         ("export latency p50 / p99 (ms; 4 x 1,000 spans in flight)",
          f"{pct(first['lat'], 0.5):,.0f} / {pct(first['lat'], 0.99):,.0f}"),
     ]

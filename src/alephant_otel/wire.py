@@ -211,10 +211,33 @@ def _decode(raw: bytes) -> Any:
             return _DOUBLE.unpack_from(raw, 1)[0]
         elif tag == 0x10 and len(raw) == 2:  # bool_value
             return raw[1] != 0
+        elif tag == 0x2A:  # array_value (captured headers are arrays of strings)
+            items = _array(raw)
+            if items is not None:
+                return items
     try:
         return _any_value(AnyValue.FromString(raw))
     except Exception as exc:  # what the official parse would have refused, refused the same way
         raise DecodeError(f"request body is not a valid ExportTraceServiceRequest: an attribute value: {exc}") from None
+
+
+def _array(raw: bytes) -> list | None:
+    """An array_value of scalars read by hand; None for anything else (nested arrays or kvlists,
+    unknown fields): the official parser reads those."""
+    n, pos = _varint(raw, 1)
+    if pos + n != len(raw):
+        return None
+    out = []
+    while pos < len(raw):
+        if raw[pos] != 0x0A:  # ArrayValue.values
+            return None
+        n, pos = _varint(raw, pos + 1)
+        item = raw[pos:pos + n]
+        pos += n
+        if not item or item[0] not in (0x0A, 0x18, 0x21, 0x10):
+            return None
+        out.append(_decode(item))
+    return out if pos == len(raw) else None
 
 
 def _miss(raw: bytes) -> Any:
