@@ -122,7 +122,7 @@ def parse(data: bytes):
     try:
         req.ParseFromString(data)
     except Exception as exc:
-        raise DecodeError(f"request body is not a valid ExportTraceServiceRequest: {exc}") from None
+        raise DecodeError(f"request body is not a valid ExportTraceServiceRequest: {_official_names(exc)}") from None
     return req
 
 
@@ -158,6 +158,12 @@ def official_span(span):
     return span
 
 
+def _official_names(exc: Exception) -> str:
+    """A parse error as the client knows the messages (not our pool's package names)."""
+    return str(exc).replace("alephant.wire.count.Request", "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest"
+                            ).replace("alephant.wire.", "opentelemetry.proto.")
+
+
 def count_spans(data: bytes) -> int:
     """The number of spans in a serialized ExportTraceServiceRequest; DecodeError if it is
     not one (the spans themselves are not decoded)."""
@@ -165,7 +171,7 @@ def count_spans(data: bytes) -> int:
     try:
         req.ParseFromString(data)
     except Exception as exc:
-        raise DecodeError(f"request body is not a valid ExportTraceServiceRequest: {exc}") from None
+        raise DecodeError(f"request body is not a valid ExportTraceServiceRequest: {_official_names(exc)}") from None
     return sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
 
 
