@@ -99,7 +99,7 @@ def test_every_command_has_help_with_an_example():
 
 def test_queries_go_through_a_running_serve(tmp_path):
     db = tmp_path / "live.duckdb"
-    proc = subprocess.Popen([CLI, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0"],
+    proc = subprocess.Popen([CLI, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0", "--duckdb-threads", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         lines = []
@@ -130,6 +130,9 @@ def test_queries_go_through_a_running_serve(tmp_path):
         sources = subprocess.run([CLI, "sql", "SELECT DISTINCT price_source FROM steps WHERE step_kind = 'model_call'",
                                   "--db", str(db), "--format", "json"], capture_output=True, text=True, timeout=60)
         assert json.loads(sources.stdout) == [{"price_source": "price list live-2"}]
+        threads = subprocess.run([CLI, "sql", "SELECT current_setting('threads') AS t", "--db", str(db), "--format", "json"],
+                                 capture_output=True, text=True, timeout=60)
+        assert json.loads(threads.stdout) == [{"t": 1}]  # --duckdb-threads reached the server's DuckDB
         denied = subprocess.run([CLI, "sql", "DELETE FROM _spans", "--db", str(db)],
                                 capture_output=True, text=True, timeout=60)
         assert denied.returncode == 1 and "only SELECT" in denied.stderr

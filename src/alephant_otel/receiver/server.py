@@ -33,9 +33,12 @@ class Server:
     def __init__(self, db_path: str, host: str = "127.0.0.1", grpc_port: int = 4317, http_port: int | None = None,
                  rules=None, cost_preference: str = "provided", prices=None, store_content: bool = False,
                  require_auth: bool = False, max_request_bytes: int = MAX_MESSAGE_BYTES,
-                 max_queued_spans: int = 25_000, workers: int = 0, data_path: str | None = None):
+                 max_queued_spans: int = 25_000, workers: int = 0, data_path: str | None = None,
+                 duckdb_threads: int | None = None):
         self.db_path = db_path  # a DuckDB file, or a DuckLake (ducklake:postgres://..., with data_path)
         self.store = Store(db_path, data_path)
+        if duckdb_threads is not None:
+            self.store.set_threads(duckdb_threads)
         self.auth = Authenticator.from_store(self.store.con, require_auth)
         self.pipeline = Pipeline(self.store, max_queued_spans=max_queued_spans, rules=rules,
                                  cost_preference=cost_preference, prices=prices, store_content=store_content,

@@ -36,6 +36,12 @@ class Store:
     def write(self, steps: list[dict], rejected=()) -> WriteResult:
         return self.writer.write(steps, rejected)
 
+    def set_threads(self, n: int) -> None:
+        """Threads DuckDB may use, for the writer and every query on this store's cursors.
+        Commits of a few thousand rows gain nothing from a second thread: with 1, bench/run.py's
+        server spent 125-154 us of CPU per span against 136-182 (A/B, 2 cores)."""
+        self.con.execute(f"SET threads = {int(n)}")
+
     def reprice(self, prices, prefer: str = "provided", since=None, until=None) -> int:
         """Recompute computed costs in [since, until) with `prices` (see store/reprice.py)."""
         from .reprice import reprice
