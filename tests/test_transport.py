@@ -270,3 +270,27 @@ def test_mapping_in_worker_processes_gives_the_same_steps(tmp_path):
             r.stop()
     assert results[0] == results[1] and len(results[0]) == 8
     assert [x["tool_cost"] for x in results[1] if x["tool_name"] == "c"] == [Decimal("0.5")]
+
+
+def test_a_worker_refuses_a_request_the_receiver_only_counted(tmp_path):
+    """With worker processes the receiver admits a request by counting its spans (wire.py); a
+    span the worker cannot parse, or an attribute that is not UTF-8, still refuses the whole
+    request (400), stores none of it, and leaves the queue's count where it was."""
+    def ld(number: int, payload: bytes) -> bytes:  # a length-delimited protobuf field (short)
+        return bytes([number << 3 | 2, len(payload)]) + payload
+
+    good = make_span("kept", span_id=1).SerializeToString()
+    corrupt_span = ld(1, ld(2, ld(2, good) + ld(2, b"\x0a\x05\xff")))  # request > resource spans > scope spans
+    not_utf8 = ld(1, ld(2, ld(2, make_span("bad", span_id=2).SerializeToString()
+                               + ld(9, ld(1, b"k") + ld(2, ld(1, b"\xff\xfe"))))))
+    r = Running(tmp_path / "w.duckdb", http_port=0, workers=1).start()
+    try:
+        for body in (corrupt_span, not_utf8):
+            status, _, text = post(http_url(r), body)
+            assert status == 400 and b"ExportTraceServiceRequest" in text
+        assert r.server.pipeline._queued_spans == 0
+        assert r.rows("SELECT count(*) AS n FROM steps")[0]["n"] == 0
+        assert post(http_url(r), request(make_span("later", span_id=3)))[0] == 200
+        assert [x["name"] for x in r.rows("SELECT name FROM steps")] == ["later"]
+    finally:
+        r.stop()

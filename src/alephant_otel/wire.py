@@ -22,8 +22,8 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from google.protobuf.unknown_fields import UnknownFieldSet
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -94,15 +94,13 @@ def _count_pool():
     F = FieldDescriptorProto
     proto = descriptor_pb2.FileDescriptorProto(name="alephant/wire/count.proto", package="alephant.wire.count",
                                                syntax="proto3")
-    for name, number, typ, type_name in (("ScopeSpans", 2, F.TYPE_BYTES, None),
-                                         ("ResourceSpans", 2, F.TYPE_MESSAGE, ".alephant.wire.count.ScopeSpans"),
-                                         ("Request", 1, F.TYPE_MESSAGE, ".alephant.wire.count.ResourceSpans")):
-        msg = proto.message_type.add(name=name)
-        field = msg.field.add(name={"ScopeSpans": "spans", "ResourceSpans": "scope_spans",
-                                    "Request": "resource_spans"}[name],
-                              number=number, type=typ, label=F.LABEL_REPEATED)
+    for message, field, number, type_name in (("ScopeSpans", "spans", 2, None),
+                                              ("ResourceSpans", "scope_spans", 2, ".alephant.wire.count.ScopeSpans"),
+                                              ("Request", "resource_spans", 1, ".alephant.wire.count.ResourceSpans")):
+        f = proto.message_type.add(name=message).field.add(
+            name=field, number=number, label=F.LABEL_REPEATED, type=F.TYPE_MESSAGE if type_name else F.TYPE_BYTES)
         if type_name:
-            field.type_name = type_name
+            f.type_name = type_name
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
     return pool
@@ -126,18 +124,9 @@ def parse(data: bytes):
     return req
 
 
-def from_message(request):
-    """An official ExportTraceServiceRequest (e.g. from OTLP/JSON) as a `parse` one."""
-    return parse(request.SerializeToString())
-
-
 def is_wire(message) -> bool:
     """Whether `message` comes from `parse` (rather than the official classes)."""
     return message.DESCRIPTOR.file.pool is _POOL
-
-
-def _has_unknown(message) -> bool:
-    return len(UnknownFieldSet(message)) > 0
 
 
 def official(message):
@@ -221,8 +210,10 @@ def _decode(raw: bytes) -> Any:
             items = _array(raw)
             if items is not None:
                 return items
+    from .otlp import any_value  # (the rare kinds only; otlp imports this module)
+
     try:
-        return _any_value(AnyValue.FromString(raw))
+        return any_value(AnyValue.FromString(raw))
     except Exception as exc:  # what the official parse would have refused, refused the same way
         raise DecodeError(f"request body is not a valid ExportTraceServiceRequest: an attribute value: {exc}") from None
 
@@ -283,10 +274,3 @@ def attributes(entries) -> dict[str, Any]:
             v = list(v)
         out[k] = v
     return out
-
-
-def _any_value(v):
-    from .otlp import any_value  # otlp imports this module
-    global _any_value
-    _any_value = any_value
-    return any_value(v)

@@ -94,26 +94,24 @@ class Pipeline:
         """Decode, map and price (in a worker process when there are workers, else on the
         caller's thread); block until committed. Raises DecodeError (bad request), Overloaded
         (retry later) or StoreUnavailable (retry)."""
-        if self._pool is not None and codec != "json":
+        if codec == "json":
+            request = decode_json(data)
+            if self._pool is None:
+                return self.export_request(request, metadata, attribution, timeout)
+            # The worker decodes the JSON again; the decoded request (several MB for 1,000
+            # spans) is not kept while the export waits: memory follows the queue's bound.
+            n = count_spans(request)
+            del request
+        elif self._pool is None:
+            return self.export_request(wire.parse(data), metadata, attribution, timeout)
+        else:
             # Admitted by its span count, read without decoding the spans; the worker parses
             # the bytes (a bad request fails there, before any of it is queued).
             n = wire.count_spans(data)
-            return self._write(n, lambda: self._pool.map(data, codec, metadata, attribution), timeout)
-        request = decode_json(data) if codec == "json" else wire.parse(data)
-        if self._pool is None:
-            return self.export_request(request, metadata, attribution, timeout)
-        # The worker decodes the JSON again; the decoded request (several MB for 1,000 spans)
-        # is not kept while the export waits for its commit: memory follows the queue's bound.
-        n = count_spans(request)
-        del request
         return self._write(n, lambda: self._pool.map(data, codec, metadata, attribution), timeout)
 
-    def export_request(self, request, metadata=None, attribution=None, timeout: float | None = 120.0,
-                       raw: tuple[bytes, str] | None = None) -> ExportResult:
-        """`raw` (the request's bytes and codec) lets a worker process map it."""
-        if raw is not None and self._pool is not None:
-            return self._write(count_spans(request), lambda: self._pool.map(raw[0], raw[1], metadata, attribution),
-                               timeout)
+    def export_request(self, request, metadata=None, attribution=None, timeout: float | None = 120.0) -> ExportResult:
+        """Map a decoded request on the caller's thread; block until committed."""
         return self._write(count_spans(request), lambda: self.map(request, metadata, attribution), timeout)
 
     def _write(self, n: int, produce, timeout: float | None) -> ExportResult:
