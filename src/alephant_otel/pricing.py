@@ -43,6 +43,7 @@ PROVIDERS = {
 }
 
 _TOKEN_FIELDS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+_NO_TOKENS = (None,) * len(_TOKEN_FIELDS)
 
 
 _UNIT = 1000
@@ -94,6 +95,8 @@ def _price(provider_id: str | None, model: str, inp: int, cr: int, cw: int, out:
 
 
 COST_PREFERENCES = ("provided", "computed")
+_NO_COSTS = dict.fromkeys(("model_cost", "computed_cost", "cost_source", "unpriced_reason", "currency",
+                           "priced_model", "priced_provider", "price_source", "tool_cost", "tool_cost_currency"))
 TOOL_KINDS = ("tool_call", "api_call")
 
 
@@ -105,9 +108,11 @@ def price_step(step: dict, prefer: str = "provided", prices: PriceList | None = 
     Tool and API calls: a provided cost wins, else the price list, else unpriced. Any other
     step that brings its own cost carries it as `tool_cost` (external spend of the run).
     """
-    for f in ("model_cost", "computed_cost", "cost_source", "unpriced_reason", "currency",
-              "priced_model", "priced_provider", "price_source", "tool_cost", "tool_cost_currency"):
-        step.setdefault(f, None)
+    if step.keys().isdisjoint(_NO_COSTS):  # a newly mapped step (not one being repriced)
+        step.update(_NO_COSTS)
+    else:
+        for f in _NO_COSTS:
+            step.setdefault(f, None)
     kind = step.get("step_kind")
     provided = step.get("provided_cost")
     if kind == "model_call":
@@ -151,14 +156,17 @@ def _compute(step: dict, prices: PriceList | None = None) -> tuple[str | None, s
     """Set computed_cost and the price's provenance; return (why it could not be, if it could
     not; the currency of the computed figure)."""
     step.update(computed_cost=None, priced_model=None, priced_provider=None, price_source=None)
-    tokens = [step.get(f) for f in _TOKEN_FIELDS]
+    tokens = tuple(map(step.get, _TOKEN_FIELDS))
     if step.get("model") is None:
         return "no model on span", "USD"
-    if all(t is None for t in tokens):
+    if tokens == _NO_TOKENS:
         return "no valid token usage on span", "USD"
     inp, cr, cw, out, rs = (t or 0 for t in tokens)
     provider = step.get("provider")
-    candidates = list(dict.fromkeys(m for m in (step.get("response_model"), step.get("request_model"), step["model"]) if m))
+    candidates = []  # response model, request model, model: each once
+    for m in (step.get("response_model"), step.get("request_model"), step["model"]):
+        if m and m not in candidates:
+            candidates.append(m)
     override = None
     if prices is not None:
         for model in candidates:

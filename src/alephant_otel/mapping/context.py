@@ -52,16 +52,15 @@ def _put(ctx: dict, attr: str, value: Any) -> bool:
     return False
 
 
-def alephant_context(attrs: dict[str, Any], consumed: set[str]) -> dict:
+def alephant_context(attrs: dict[str, Any], consumed: set[str], shape: tuple | None = None) -> dict:
     """Alephant context from a span's or resource's attributes: `alephant.*` keys and captured
-    headers. Explicit `alephant.*` attributes beat headers. Secret headers are consumed (dropped)."""
-    secrets, carriers = _plan(tuple(attrs))
-    consumed.update(secrets)
+    headers. Explicit `alephant.*` attributes beat headers. Secret headers are consumed (dropped).
+    `shape` is `tuple(attrs)` when the caller has it already."""
+    dropped, carriers = _plan(tuple(attrs) if shape is None else shape)
+    consumed.update(dropped)  # secret headers, and every Alephant carrier even when empty
     ctx: dict = {}
     for key, field, prop, is_header in carriers:  # headers first (table order), explicit last
-        consumed.add(key)  # an Alephant carrier, even when empty
-        value = attrs[key]
-        v = _text(headers.header_value(value) if is_header else value)
+        v = headers.header_value(attrs[key]) if is_header else _text(attrs[key])
         if v is None:
             continue
         if field is not None:
@@ -76,9 +75,9 @@ _MAX_SHAPES = 4096
 
 
 def _plan(shape: tuple) -> tuple:
-    """For attributes with exactly these keys: (secret header keys, carriers in the order they
-    are applied, each (key, context field or None, property name or None, is a header)). Made
-    once per key shape."""
+    """For attributes with exactly these keys: (the keys consumed whatever their values: secret
+    headers and carriers; the carriers in the order they are applied, each (key, context field
+    or None, property name or None, is a header)). Made once per key shape."""
     plan = _PLANS.get(shape)
     if plan is not None:
         return plan
@@ -103,7 +102,8 @@ def _plan(shape: tuple) -> tuple:
     # explicit attributes; spellings of one header (or aliases) by key, whatever the order sent
     captured.sort(key=lambda c: (-c[0], c[1][0]))
     explicit.sort()
-    plan = (tuple(secrets), tuple(c for _, c in captured) + tuple(explicit))
+    carriers = tuple(c for _, c in captured) + tuple(explicit)
+    plan = (tuple(secrets) + tuple(c[0] for c in carriers), carriers)
     if len(_PLANS) >= _MAX_SHAPES:
         _PLANS.clear()
     _PLANS[shape] = plan

@@ -8,6 +8,7 @@ out, never stored as is.
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any
 
 from ..semconv import CONVENTIONS, ENUM_VALUES, STEP_ATTRIBUTES
@@ -60,8 +61,21 @@ def _enum(field: str, raw: Any, anomalies: list[str]) -> str | None:
     return None
 
 
-def read(attrs: dict[str, Any], consumed: set[str], anomalies: list[str]) -> dict:
-    """The money and governance fields a span (or span event) carries."""
+# Every key `read` may look at: a span with none of them (most model calls) carries nothing
+_READ_KEYS = frozenset(
+    [_BY_FIELD[f] for f in MONEY_FIELDS if f in _BY_FIELD]
+    + [k for part in ("policy_id", "result_type", "result_value", "reason") for k in _GUARDRAIL[part]]
+    + list(_RETRY_KEYS))
+
+
+_NOTHING = MappingProxyType(dict.fromkeys(MONEY_FIELDS))
+
+
+def read(attrs: dict[str, Any], consumed: set[str], anomalies: list[str]):
+    """The money and governance fields a span (or span event) carries: a read-only mapping of
+    MONEY_FIELDS."""
+    if _READ_KEYS.isdisjoint(attrs):
+        return _NOTHING
     out = dict.fromkeys(MONEY_FIELDS)
 
     def take(field: str):

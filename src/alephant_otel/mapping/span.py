@@ -128,7 +128,7 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> list[dict]:
         anomalies.append("end time before start time; duration left out")
 
     info = SpanInfo(attrs, scope.name or None, outer.resource_attrs)
-    span_alephant = context.alephant_context(attrs, consumed)
+    span_alephant = context.alephant_context(attrs, consumed, info.shape)
     found = extract_all(info, consumed)
     cost_currency = None
     if rules is not None:
@@ -170,34 +170,35 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> list[dict]:
     if not outer.store_content:
         leftover = without_content(leftover)
     own_request_id = span_alephant.pop("request_id", None)
-    row.update(
-        step_kind=step_kind,
-        operation=found.operation or span.name,
-        provider=found.provider,
-        request_model=found.request_model,
-        response_model=found.response_model,
-        model=model,
-        tool_name=tool_name,
-        api_host=api_host,
-        api_method=api_method,
-        error_type=_error_type(attrs, events, consumed),
+    row = {  # one dict display: cheaper than update(**...) on every span
+        **row,
+        "step_kind": step_kind,
+        "operation": found.operation or span.name,
+        "provider": found.provider,
+        "request_model": found.request_model,
+        "response_model": found.response_model,
+        "model": model,
+        "tool_name": tool_name,
+        "api_host": api_host,
+        "api_method": api_method,
+        "error_type": _error_type(attrs, events, consumed),
         **tokens,
         **values,
-        provided_cost=provided,
-        provided_cost_source=provided_key,
-        provided_cost_currency=provided_currency,
-        request_id=own_request_id or outer.request_id,
-        service_name=outer.service_name,
-        resource=outer.resource_json,
-        attributes=dumps(leftover),
-        events=dumps(events),
-        links=dumps(_links(span)),
-        convention=",".join(dict.fromkeys(conventions)) or None,
-        anomalies=dumps(anomalies),
-        mapping_error=None,
-        derived_from=None,
-        tiers=[span_alephant, outer.alephant, found.context, outer.foreign] + outer.imposed,
-    )
+        "provided_cost": provided,
+        "provided_cost_source": provided_key,
+        "provided_cost_currency": provided_currency,
+        "request_id": own_request_id or outer.request_id,
+        "service_name": outer.service_name,
+        "resource": outer.resource_json,
+        "attributes": dumps(leftover),
+        "events": dumps(events),
+        "links": dumps(_links(span)),
+        "convention": ",".join(dict.fromkeys(conventions)) or None,
+        "anomalies": dumps(anomalies),
+        "mapping_error": None,
+        "derived_from": None,
+        "tiers": [span_alephant, outer.alephant, found.context, outer.foreign] + outer.imposed,
+    }
     return [row] + _event_steps(span, row, events, outer)
 
 

@@ -21,6 +21,8 @@ MAX_TOKENS = 100_000_000  # more than this in one call is not a real usage figur
 def coerce_tokens(key: str, raw: Any, anomalies: list[str]) -> int | None:
     """A token count from an int, an integral float or a numeric string; None (and an anomaly)
     for anything else."""
+    if type(raw) is int and 0 <= raw <= MAX_TOKENS:  # what nearly every span sends
+        return raw
     value: Any = raw
     if isinstance(raw, bool):
         value = None
@@ -97,4 +99,7 @@ def buckets(raw: dict[str, tuple[str, Any]], consumed: set[str], anomalies: list
 
 
 def has_usage(tokens: dict[str, int | None]) -> bool:
-    return any(v is not None for v in tokens.values())
+    for v in tokens.values():
+        if v is not None:
+            return True
+    return False

@@ -8,7 +8,7 @@ convention that has a value wins (the specific frameworks before the generic gen
 from __future__ import annotations
 
 from . import gen_ai, generic, langsmith, openinference, openlit, pydantic_ai, traceloop, vercel_ai
-from ._engine import Extract, SpanInfo, merge, plan
+from ._engine import MAX_SHAPES, Extract, SpanInfo, merge, plan
 
 REGISTRY = (vercel_ai, openinference, traceloop, langsmith, pydantic_ai, openlit, gen_ai, generic)
 # Modules that read more than their table (a provider-metadata blob, a flag from the provider):
@@ -21,13 +21,26 @@ __all__ = ["REGISTRY", "Extract", "SpanInfo", "merge", "extract_all", "context_o
 def extract_all(info: SpanInfo, consumed: set[str]) -> Extract:
     """What all conventions together say about a span (first convention wins per concept)."""
     found = []
-    for module in REGISTRY:
-        if module not in _ALWAYS and plan(module.NAME, info) is None:
-            continue  # nothing of this convention's table on the span, and nothing else to read
+    for module in _consulted(info):
         e = module.extract(info, consumed)
         if e is not None and not e.empty():
             found.append(e)
-    return merge(found)
+    return found[0] if len(found) == 1 else merge(found)
+
+
+_CONSULTED: dict[tuple, tuple] = {}
+
+
+def _consulted(info: SpanInfo) -> tuple:
+    """The modules that may say something about spans of this key shape, in registry order:
+    those whose table's plan reads a key of the shape, and those that always look."""
+    modules = _CONSULTED.get(info.shape)
+    if modules is None:
+        if len(_CONSULTED) >= MAX_SHAPES:
+            _CONSULTED.clear()
+        modules = _CONSULTED[info.shape] = tuple(
+            m for m in REGISTRY if m in _ALWAYS or plan(m.NAME, info) is not None)
+    return modules
 
 
 def context_only(attrs: dict) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -9,7 +10,7 @@ import orjson
 from ...semconv import CONVENTIONS
 
 _HEADS: dict[tuple, frozenset] = {}
-_MAX_SHAPES = 4096  # distinct attribute-key shapes remembered (a shape is ~20 short strings)
+MAX_SHAPES = 4096  # distinct attribute-key shapes remembered (a shape is ~20 short strings)
 _FIELDS = ("kind", "operation", "provider", "request_model", "response_model", "tool_name")
 
 
@@ -37,7 +38,7 @@ class SpanInfo:
         if self._heads is None:
             heads = _HEADS.get(self.shape)
             if heads is None:
-                if len(_HEADS) >= _MAX_SHAPES:
+                if len(_HEADS) >= MAX_SHAPES:
                     _HEADS.clear()
                 heads = _HEADS[self.shape] = frozenset(k.partition(".")[0] for k in self.attrs)
             self._heads = heads
@@ -113,9 +114,18 @@ def applies(table: dict, info: SpanInfo) -> bool:
         return True
     if not keys.isdisjoint(info.attrs):
         return True
-    if scopes and (info.scope_name or "").lower().startswith(scopes):
+    if scopes and _scope_in(info.scope_name, scopes):
         return True
-    return any(str(info.resource.get(k, info.attrs.get(k, ""))).lower() == v for k, v in resource)
+    for k, v in resource:
+        raw = info.resource.get(k, info.attrs.get(k, ""))
+        if str(raw).lower() == v:
+            return True
+    return False
+
+
+@lru_cache(maxsize=1024)
+def _scope_in(scope_name: str | None, prefixes: tuple) -> bool:
+    return (scope_name or "").lower().startswith(prefixes)
 
 
 _DETECTORS: dict[int, tuple] = {}
@@ -226,12 +236,15 @@ def _make_plan(name: str, shape: tuple, heads: frozenset) -> _Plan | None:
 
 
 _PLANS: dict[tuple, dict[str, _Plan | None]] = {}
+# operation name -> step kind, per convention (the first kind that lists it)
+_OPERATION_KINDS = {name: {op: kind for kind, ops in reversed(t.get("operations", {}).items()) for op in ops}
+                    for name, t in CONVENTIONS.items()}
 
 
 def plan(name: str, info: SpanInfo) -> _Plan | None:
     plans = _PLANS.get(info.shape)
     if plans is None:
-        if len(_PLANS) >= _MAX_SHAPES:
+        if len(_PLANS) >= MAX_SHAPES:
             _PLANS.clear()  # pathological key churn: start over rather than grow without bound
         plans = _PLANS[info.shape] = {}
     if name not in plans:
@@ -261,10 +274,9 @@ def from_table(name: str, info: SpanInfo, consumed: set[str]) -> Extract:
         if op is not None:
             consumed.add(p.op_key)
             e.operation = op
-            for kind, ops in t["operations"].items():
-                if op in ops:
-                    e.kind = kind
-                    break
+            kind = _OPERATION_KINDS[name].get(op)
+            if kind is not None:
+                e.kind = kind
     for f, keys in p.fields:
         v = first(attrs, keys, consumed, e.sources, f)
         if v is not None:
