@@ -14,7 +14,6 @@ dropped figures are kept in its `anomalies`), whichever of the two arrives first
 """
 from __future__ import annotations
 
-import operator
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -51,25 +50,21 @@ def _dumps(v) -> str | None:
     return orjson.dumps(v).decode() if v else None
 
 
-_ROW = operator.itemgetter(*schema.SPAN_COLUMN_NAMES)
+_ROWS = pa.struct(list(schema.ARROW_SCHEMA))
 
 
 def _arrow(steps: list[dict]) -> pa.Table:
-    """Rows -> an Arrow table of _spans' columns: one C-level getter per row, then column by
-    column (about 3x faster than from_pylist). A row missing a column has it NULL."""
-    rows = []
-    for s in steps:
-        try:
-            rows.append(_ROW(s))
-        except KeyError:
-            rows.append(tuple(map(s.get, schema.SPAN_COLUMN_NAMES)))
-    cols = zip(*rows) if rows else ([] for _ in schema.SPAN_COLUMNS)
-    return pa.Table.from_arrays([pa.array(col, type=t) for col, (_, _, t) in zip(cols, schema.SPAN_COLUMNS)],
-                                schema=schema.ARROW_SCHEMA)
+    """Rows -> an Arrow table of _spans' columns, converted as one struct array: Arrow reads
+    each row's fields by name, in C (faster than per-row tuples then a list per column). A row
+    missing a column has it NULL; keys that are not columns (`tiers`) are left out."""
+    return pa.Table.from_struct_array(pa.array(steps, type=_ROWS))
+
+
+_NO_TOKENS = (None,) * len(_TOKENS)
 
 
 def _counts_usage(step: dict) -> bool:
-    return step.get("step_kind") == "model_call" and any(step.get(t) is not None for t in _TOKENS)
+    return step.get("step_kind") == "model_call" and tuple(map(step.get, _TOKENS)) != _NO_TOKENS
 
 
 def _demotion_note(span_id: str, figures: dict) -> str:
