@@ -136,3 +136,31 @@ def test_a_retry_mixed_with_new_spans_then_more_traffic_stores_each_span_once(tm
     stored = con.execute("SELECT sum(input_tokens) FROM _spans").fetchone()[0]
     sent = sum(s["input_tokens"] or 0 for seed in requests for s in steps(seed))
     assert stored == sent  # nothing counted twice (each seed's spans once)
+
+
+def test_a_group_commit_counts_each_key_for_the_first_batch_that_has_it(tmp_path):
+    """The writer thread commits queued batches together; each export is told what it inserted.
+    A key stored before, or in two batches of the group, is inserted once: a duplicate for
+    every other batch (a group where every step is new takes a shorter path)."""
+    from concurrent.futures import Future
+
+    from alephant_otel.mapping import MappedBatch
+    from alephant_otel.receiver.pipeline import Pipeline
+
+    def batch(*spans):
+        return MappedBatch(steps=[{"trace_id": "t1", "span_id": s, "parent_span_id": None, "tiers": [{}] * 4}
+                                  for s in spans])
+
+    def commit(*batches):
+        group = [(b, Future()) for b in batches]
+        pipeline._commit(group)
+        return [(r.inserted, r.duplicates) for r in (fut.result(0) for _, fut in group)]
+
+    store = Store(tmp_path / "g.duckdb")
+    pipeline = Pipeline(store)
+    try:
+        assert commit(batch("a", "b"), batch("c")) == [(2, 0), (1, 0)]
+        assert commit(batch("d", "e"), batch("e", "f"), batch("f", "f")) == [(2, 0), (1, 1), (0, 1)]
+        assert commit(batch("a", "g"), batch("h")) == [(1, 1), (1, 0)]
+    finally:
+        store.close()
