@@ -23,9 +23,19 @@ FORCED, DEFAULTS = N_TIERS, N_TIERS + 1  # positions after the tiers in a span's
 def chain(tiers: list[dict], parent_chain: Chain | None) -> Chain:
     if parent_chain is None:
         return list(tiers[:N_TIERS])
-    # a chain has N_TIERS tiers; `tiers` may have more (FORCED, DEFAULTS), which zip leaves out.
-    # Most tiers are empty: those are merge's shortcuts, without its call.
-    return [high if not low else low if not high else merge(low, high) for low, high in zip(parent_chain, tiers)]
+    # a chain has N_TIERS tiers; `tiers` may have more (FORCED, DEFAULTS), which zip leaves out
+    return [low if not high else _merged(low, high) for low, high in zip(parent_chain, tiers)]
+
+
+def _merged(low: dict, high: dict) -> dict:
+    """merge(low, high), but `low` itself when `high` only repeats what it holds (the usual
+    case when a trace's spans carry the same headers or baggage): the same content, and a
+    chain that shares its parent's tier objects, so resolving can be memoized by identity."""
+    if not high or high.items() <= low.items():  # (both empty: the parent's)
+        return low
+    if not low:
+        return high
+    return merge(low, high)
 
 
 def resolve(ch: Chain, trace_id: str, own: list[dict] | None = None) -> dict:

@@ -95,6 +95,19 @@ def _resolved_columns(ch, trace_id: str, own: list[dict]) -> dict:
     return r
 
 
+def _resolved_once(memo: dict, ch, trace_id: str, own: list[dict]) -> dict:
+    """_resolved_columns, computed once per distinct (trace, chain tiers, imposed tiers) in
+    `memo`, keyed by the objects' identities: spans of a trace share their tier objects (see
+    inherit.chain). Sound only while every chain and step in `memo`'s keys stays alive (an id
+    is reused only after its object is freed) and unchanged (tiers are never changed once
+    built): use a new memo per write. The result is shared: copy it, never change it."""
+    key = (trace_id, *map(id, ch), *map(id, own[N_TIERS:]))
+    r = memo.get(key)
+    if r is None:
+        r = memo[key] = _resolved_columns(ch, trace_id, own)
+    return r
+
+
 class Writer:
     """Owns the write connection. Not thread-safe: call from one thread (see receiver/pipeline).
 
@@ -212,8 +225,9 @@ class Writer:
                         incomplete.add((t, sid))
             for sid in new_nodes:
                 chains[(t, sid)] = tchains[sid]
+        resolved: dict[tuple, dict] = {}  # see _resolved_once
         for s in steps:
-            s.update(_resolved_columns(chains[(s["trace_id"], s["span_id"])], s["trace_id"], s["tiers"]))
+            s.update(_resolved_once(resolved, chains[(s["trace_id"], s["span_id"])], s["trace_id"], s["tiers"]))
         demoted, usage_of = self._demote_repeated_usage(steps, stored)
         entries = {}
         parent_of = {(s["trace_id"], s["span_id"]): s["parent_span_id"] for s in steps}
