@@ -152,3 +152,20 @@ def test_a_model_call_repeated_by_its_child_is_counted_once(receiver, order):
     assert "usage repeated by child model call" in json.loads(outer["anomalies"])[0]
     run = receiver.rows("SELECT model_calls, total_tokens, cost FROM runs")[0]
     assert (run["model_calls"], run["total_tokens"], run["cost"]) == (1, 1100, inner["model_cost"])
+
+
+def test_resolve_merges_properties_across_tiers_and_keeps_only_inherited_fields():
+    """inherit.resolve fills the resolved fields in place of a filter: a field a tier carries
+    that is not inherited stays out, and the properties it merges never alias a (shared) tier."""
+    from alephant_otel.inherit import RESOLVED_FIELDS, resolve
+
+    chain = [{"agent_id": "a0", "properties": {"ab": "B"}}, {"request_id": "req-1", "agent_id": "a1"},
+             {"session_id": "s2", "properties": {"ab": "A", "tier": "gold"}}, {}]
+    out = resolve(chain, "t1")
+    assert list(out) == list(RESOLVED_FIELDS)
+    assert (out["agent_id"], out["session_id"], out["run_id"]) == ("a0", "s2", "t1")
+    assert out["properties"] == {"ab": "B", "tier": "gold"}
+    shared = {"properties": {"tier": "gold"}}
+    one = resolve([{}, {}, shared, {}], "t1")["properties"]
+    one["tier"] = "changed"
+    assert shared == {"properties": {"tier": "gold"}}

@@ -136,3 +136,78 @@ def test_a_retry_mixed_with_new_spans_then_more_traffic_stores_each_span_once(tm
     stored = con.execute("SELECT sum(input_tokens) FROM _spans").fetchone()[0]
     sent = sum(s["input_tokens"] or 0 for seed in requests for s in steps(seed))
     assert stored == sent  # nothing counted twice (each seed's spans once)
+
+
+def test_a_group_commit_counts_each_key_for_the_first_batch_that_has_it(tmp_path):
+    """The writer thread commits queued batches together; each export is told what it inserted.
+    A key stored before, or in two batches of the group, is inserted once: a duplicate for
+    every other batch (a group where every step is new takes a shorter path)."""
+    from concurrent.futures import Future
+
+    from alephant_otel.mapping import MappedBatch
+    from alephant_otel.receiver.pipeline import Pipeline
+
+    def batch(*spans):
+        return MappedBatch(steps=[{"trace_id": "t1", "span_id": s, "parent_span_id": None, "tiers": [{}] * 4}
+                                  for s in spans])
+
+    def commit(*batches):
+        group = [(b, Future()) for b in batches]
+        pipeline._commit(group)
+        return [(r.inserted, r.duplicates) for r in (fut.result(0) for _, fut in group)]
+
+    store = Store(tmp_path / "g.duckdb")
+    pipeline = Pipeline(store)
+    try:
+        assert commit(batch("a", "b"), batch("c")) == [(2, 0), (1, 0)]
+        assert commit(batch("d", "e"), batch("e", "f"), batch("f", "f")) == [(2, 0), (1, 1), (0, 1)]
+        assert commit(batch("a", "g"), batch("h")) == [(1, 1), (1, 0)]
+    finally:
+        store.close()
+
+
+def test_resolved_columns_memoized_within_a_write_stay_per_trace_and_per_imposed_context(tmp_path):
+    """Spans whose chains share their tier objects are resolved once per write (by identity).
+    What else a resolution depends on still separates them: the trace (its id is the run id
+    by default) and what the export call imposes (a virtual key's forced workspace)."""
+    from alephant_otel.store.database import open_for_writing
+    from alephant_otel.store.writer import Writer
+
+    outer = {"agent_id": "shared-agent"}  # one resource's tier object, shared by every span
+    empty = {}  # shared too: spans of different traces can have the very same tier objects
+    span_ctx = {"session_id": "s1", "properties": {"tier": "gold"}}
+
+    def step(trace, sid, parent, own, imposed=()):
+        return {"trace_id": trace, "span_id": sid, "parent_span_id": parent,
+                "tiers": [own, outer, empty, empty, *imposed]}
+
+    key_a, key_b = {"workspace_id": "ws-a"}, {"workspace_id": "ws-b"}
+    steps = [step("t1", "root", None, dict(span_ctx)), step("t1", "kid", "root", dict(span_ctx)),
+             step("t1", "other", "root", {"session_id": "s2"}),
+             step("t2", "root", None, empty), step("t3", "root", None, empty),
+             step("t4", "root", None, empty, [key_a, empty]), step("t4", "kid-a", "root", empty, [key_a, empty]),
+             step("t4", "kid-b", "root", empty, [key_b, empty])]
+    con = open_for_writing(tmp_path / "m.duckdb")
+    Writer(con).write(steps)
+    rows = {(t, s): rest for t, s, *rest in con.execute(
+        "SELECT trace_id, span_id, session_id, run_id, agent_id, workspace_id, properties FROM _spans").fetchall()}
+    gold = '{"tier":"gold"}'
+    assert rows[("t1", "root")] == rows[("t1", "kid")] == ["s1", "t1", "shared-agent", None, gold]
+    assert rows[("t1", "other")] == ["s2", "t1", "shared-agent", None, gold]
+    assert rows[("t2", "root")] == [None, "t2", "shared-agent", None, None]
+    assert rows[("t3", "root")] == [None, "t3", "shared-agent", None, None]
+    assert [rows[("t4", s)][3] for s in ("root", "kid-a", "kid-b")] == ["ws-a", "ws-a", "ws-b"]
+    con.close()
+
+
+def test_a_child_repeating_its_parents_context_shares_its_tier_objects():
+    from alephant_otel.inherit import chain
+    from alephant_otel.mapping.context import merge
+
+    parent = chain([{"run_id": "r", "properties": {"a": "1"}}, {"agent_id": "x"}, {}, {}], None)
+    kid = chain([{"run_id": "r", "properties": {"a": "1"}}, {}, {}, {}, {"workspace_id": "w"}], parent)
+    assert all(k is p for k, p in zip(kid, parent))
+    other = [{"run_id": "r", "properties": {"b": "2"}}, {"agent_id": "x", "user_id": "u"}, {}, {}]
+    kid2 = chain(other, parent)
+    assert kid2 == [merge(p, o) for p, o in zip(parent, other)] and kid2[0] is not parent[0]
+    assert kid2[0]["properties"] == {"a": "1", "b": "2"}

@@ -23,7 +23,19 @@ FORCED, DEFAULTS = N_TIERS, N_TIERS + 1  # positions after the tiers in a span's
 def chain(tiers: list[dict], parent_chain: Chain | None) -> Chain:
     if parent_chain is None:
         return list(tiers[:N_TIERS])
-    return [merge(parent_chain[i], tiers[i]) for i in range(N_TIERS)]
+    # a chain has N_TIERS tiers; `tiers` may have more (FORCED, DEFAULTS), which zip leaves out
+    return [low if not high else _merged(low, high) for low, high in zip(parent_chain, tiers)]
+
+
+def _merged(low: dict, high: dict) -> dict:
+    """merge(low, high), but `low` itself when `high` only repeats what it holds (the usual
+    case when a trace's spans carry the same headers or baggage): the same content, and a
+    chain that shares its parent's tier objects, so resolving can be memoized by identity."""
+    if not high or high.items() <= low.items():  # (both empty: the parent's)
+        return low
+    if not low:
+        return high
+    return merge(low, high)
 
 
 def resolve(ch: Chain, trace_id: str, own: list[dict] | None = None) -> dict:
@@ -33,14 +45,18 @@ def resolve(ch: Chain, trace_id: str, own: list[dict] | None = None) -> dict:
     (`own[FORCED]`: the virtual key's workspace, department and key id, beating anything the
     spans claim) and defaults (`own[DEFAULTS]`: the key's agent, the `default` workspace), used
     only where nothing else gives a value. Neither is inherited: each span has its own."""
-    merged: dict = {}
-    props: dict = {}
+    out = dict.fromkeys(RESOLVED_FIELDS)
+    props = None
     for tier in reversed(ch):  # the first tier wins: apply the last first
         if tier:
-            merged.update(tier)
+            out.update(tier)
             if "properties" in tier:
-                props.update(tier["properties"])
-    out = {f: merged.get(f) for f in _FIELDS}
+                if props is None:
+                    props = dict(tier["properties"])  # a copy: tiers are shared, never changed
+                else:
+                    props.update(tier["properties"])
+    if len(out) > len(RESOLVED_FIELDS):  # a tier held a field that is not inherited
+        out = {f: out[f] for f in RESOLVED_FIELDS}
     out["properties"] = props or None
     if out["run_id"] is None:
         out["run_id"] = trace_id

@@ -53,24 +53,28 @@ class MappedBatch:
             msg += f" ({self.unmapped} stored raw but not mapped)"
         return msg + (": " + "; ".join(reasons) if reasons else "")
 
-    # Batches cross process boundaries (receiver/workers.py). Pickled row by row, a thousand
-    # step dicts take ~25 ms to load in the receiver; as columns per key shape, ~2 ms plus
-    # ~6 ms to rebuild the same dicts.
+    # Batches cross process boundaries (receiver/workers.py). Pickled as dicts, a thousand
+    # steps take ~25 ms to load in the receiver: each row repeats its keys. Here each key
+    # shape is sent once with its rows as tuples of values (pickle builds those tuples as it
+    # loads, faster than rebuilding them from columns), and each dict is a copy of the shape's
+    # template updated in place (no resizing as it fills).
     def __getstate__(self):
-        shapes: dict[tuple, tuple[list[int], list[dict]]] = {}  # keys -> (positions, rows)
+        shapes: dict[tuple, tuple[list[int], list[tuple]]] = {}  # keys -> (positions, rows)
         for i, s in enumerate(self.steps):
             positions, rows = shapes.setdefault(tuple(s), ([], []))
             positions.append(i)
-            rows.append(s)
-        return {"columns": [(keys, [list(col) for col in zip(*(r.values() for r in rows))], positions)
-                            for keys, (positions, rows) in shapes.items()],
+            rows.append(tuple(s.values()))
+        return {"shapes": [(keys, rows, positions) for keys, (positions, rows) in shapes.items()],
                 "rejected": self.rejected, "unmapped": self.unmapped}
 
     def __setstate__(self, state):
-        steps: list = [None] * sum(len(pos) for _, _, pos in state["columns"])
-        for keys, cols, positions in state["columns"]:
-            for i, values in zip(positions, zip(*cols)):
-                steps[i] = dict(zip(keys, values))
+        steps: list = [None] * sum(len(pos) for _, _, pos in state["shapes"])
+        for keys, rows, positions in state["shapes"]:
+            template = dict.fromkeys(keys)
+            for i, values in zip(positions, rows):
+                step = template.copy()
+                step.update(zip(keys, values))
+                steps[i] = step
         self.steps = steps
         self.rejected = state["rejected"]
         self.unmapped = state["unmapped"]

@@ -217,9 +217,15 @@ class Pipeline:
             log.exception("write failed")
             group[0][1].set_exception(StoreUnavailable("the batch could not be stored; retry"))
             return
+        # Every step inserted (none stored before, no key twice in the group, the usual case):
+        # each batch inserted all its keys. Otherwise a key counts for the first batch with it.
+        all_new = result.inserted == len(steps)
         claimed: set = set()
         for b, fut in group:
             keys = {(s["trace_id"], s["span_id"]) for s in b.steps}
-            mine = (keys & result.inserted_keys) - claimed
-            claimed |= mine
+            if all_new:
+                mine = keys
+            else:
+                mine = (keys & result.inserted_keys) - claimed
+                claimed |= mine
             fut.set_result(WriteResult(len(mine), len(keys) - len(mine), 0, mine))
