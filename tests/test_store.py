@@ -211,3 +211,146 @@ def test_a_child_repeating_its_parents_context_shares_its_tier_objects():
     kid2 = chain(other, parent)
     assert kid2 == [merge(p, o) for p, o in zip(parent, other)] and kid2[0] is not parent[0]
     assert kid2[0]["properties"] == {"a": "1", "b": "2"}
+
+
+def _llm(sid, parent, tokens=10, trace="t1", tiers=None):
+    """A step as the mapper makes it: a model call with usage (tokens), without (tokens=None),
+    or a workflow action (tokens=False)."""
+    kind = "workflow_action" if tokens is False else "model_call"
+    return {"trace_id": trace, "span_id": sid, "parent_span_id": parent, "name": sid, "step_kind": kind,
+            "input_tokens": tokens or None, "output_tokens": 5 if tokens else None,
+            "model_cost": None, "anomalies": None, "tiers": tiers or [{}] * 4}
+
+
+def _demotions(con) -> dict:
+    """(trace, span) -> (step_kind, input_tokens, number of demotion notes)."""
+    return {(t, s): (k, i, sum("usage repeated by child" in n for n in json.loads(a or "[]")))
+            for t, s, k, i, a in con.execute(
+                "SELECT trace_id, span_id, step_kind, input_tokens, anomalies FROM _spans").fetchall()}
+
+
+def _write_each(tmp_path, name, batches, cache_size=50_000):
+    import copy
+
+    from alephant_otel.store.database import open_for_writing
+    from alephant_otel.store.writer import Writer
+
+    con = open_for_writing(tmp_path / f"{name}.duckdb")
+    w = Writer(con, cache_size=cache_size)
+    for b in batches:
+        w.write(copy.deepcopy(b))
+    out = _demotions(con)
+    con.close()
+    return out
+
+
+@pytest.mark.parametrize("cache_size", [1, 50_000])
+def test_a_repeated_usage_is_demoted_when_the_model_call_between_has_left_the_cache(tmp_path, cache_size):
+    """outer (usage) > inner (a model call without usage) > provider call (usage), one export
+    each. Outer is demoted whatever the cache remembers: with a cache of one span, inner (the
+    parent) is cached but outer is not, and the walk up must read the trace, not stop there."""
+    got = _write_each(tmp_path, "evicted", [[_llm("outer", None)], [_llm("inner", "outer", None)],
+                                            [_llm("call", "inner")]], cache_size)
+    assert got[("t1", "outer")] == ("workflow_action", None, 1)
+    assert got[("t1", "inner")] == ("model_call", None, 0)
+    assert got[("t1", "call")] == ("model_call", 10, 0)
+
+
+def test_a_repeated_usage_is_demoted_when_the_repeating_span_is_retried_with_its_child(tmp_path):
+    """The parent (stored) comes again in the export that brings its child: the retried copy
+    is not inserted, so its demotion must reach the stored row (else its tokens count twice)."""
+    got = _write_each(tmp_path, "retried", [[_llm("outer", None)], [_llm("outer", None), _llm("call", "outer")]])
+    assert got[("t1", "outer")] == ("workflow_action", None, 1)
+    assert got[("t1", "call")] == ("model_call", 10, 0)
+    # a retry of an already demoted span and a new child: still demoted, with one note
+    got = _write_each(tmp_path, "retried2", [[_llm("outer", None)], [_llm("call", "outer")],
+                                             [_llm("outer", None), _llm("call2", "outer")]])
+    assert got[("t1", "outer")] == ("workflow_action", None, 1)
+
+
+@pytest.mark.parametrize("cache_size", [1, 50_000])
+def test_a_stored_model_call_is_demoted_once_by_two_children_arriving_later(tmp_path, cache_size):
+    """Two provider calls under one framework call, each exported after it: the framework call is
+    demoted by the first, and the cache must know it, so the second adds no second note."""
+    got = _write_each(tmp_path, f"twice{cache_size}", [[_llm("outer", None)], [_llm("a", "outer")],
+                                                       [_llm("b", "outer")]], cache_size)
+    assert got[("t1", "outer")] == ("workflow_action", None, 1)
+    assert got[("t1", "a")] == got[("t1", "b")] == ("model_call", 10, 0)
+
+
+def _random_traces(seed: int) -> tuple[list[dict], list[list[dict]]]:
+    """Random traces (nested model calls with and without usage, missing parents, shared tier
+    objects), written in random batches with retries and keys repeated within a batch."""
+    import copy
+    import random
+    from decimal import Decimal
+
+    r = random.Random(seed)
+    pool = []
+
+    def tier():
+        if pool and r.random() < 0.6:
+            return r.choice(pool)
+        t = {} if r.random() < 0.5 else {f: r.choice("abc") for f in r.sample(["session_id", "run_id", "agent_id"], 2)}
+        pool.append(t)
+        return t
+
+    steps = []
+    for ti in range(24):
+        ids = [f"s{ti}-{i}" for i in range(r.randrange(1, 9))]
+        for i, sid in enumerate(ids):
+            parent = None if i == 0 else r.choice(ids[:i] + ([f"missing{ti}"] if r.random() < 0.1 else []))
+            mc = r.random() < 0.6
+            steps.append({"trace_id": f"t{ti % 16}", "span_id": sid, "parent_span_id": parent, "name": sid,
+                          "step_kind": "model_call" if mc else "workflow_action",
+                          "input_tokens": r.choice([None, 0, 10]) if mc else None,
+                          "output_tokens": r.choice([None, 5]) if mc else None,
+                          "model_cost": r.choice([None, Decimal("0.001")]) if mc else None,
+                          "anomalies": r.choice([None, '["x"]']), "tiers": [tier() for _ in range(4)]})
+    r.shuffle(steps)
+    batches, i = [], 0
+    while i < len(steps):
+        k = r.randrange(1, 20)
+        b = steps[i:i + k]
+        if r.random() < 0.3 and i:  # a retry of some earlier steps
+            b += r.sample(steps[:i], min(i, 5))
+        if r.random() < 0.2:  # a key twice in one write
+            b.append(b[0])
+        batches.append([copy.deepcopy(s) for s in b])
+        i += k
+    return steps, batches
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4])  # (seeds that the cache-dependent writer failed)
+def test_stored_rows_do_not_depend_on_the_cache_and_usage_is_counted_once(tmp_path, seed):
+    """The cache is only an optimisation: the same exports give the same rows with a cache of one
+    span and of 50k. And whatever the order: a model call with usage is demoted (with one note)
+    exactly when a descendant model call carries usage too."""
+    from alephant_otel.store.database import open_for_writing
+    from alephant_otel.store.writer import Writer
+
+    steps, batches = _random_traces(seed)
+    tables = []
+    for cache_size in (1, 50_000):
+        con = open_for_writing(tmp_path / f"r{cache_size}.duckdb")
+        w = Writer(con, cache_size=cache_size)
+        for b in batches:
+            w.write([dict(s) for s in b])
+        tables.append((con.execute("SELECT * EXCLUDE (received_at) FROM _spans ORDER BY trace_id, span_id").fetchall(),
+                       con.execute("SELECT * FROM _orphans ORDER BY ALL").fetchall(), _demotions(con)))
+        con.close()
+    assert tables[0] == tables[1]
+    usage = {(s["trace_id"], s["span_id"]) for s in steps
+             if s["step_kind"] == "model_call" and (s["input_tokens"] is not None or s["output_tokens"] is not None)}
+    parent = {(s["trace_id"], s["span_id"]): s["parent_span_id"] for s in steps}
+    repeated = set()
+    for t, sid in usage:
+        cur = parent[(t, sid)]
+        while (t, cur) in parent:
+            if (t, cur) in usage:
+                repeated.add((t, cur))
+            cur = parent[(t, cur)]
+    got = tables[0][2]
+    assert {k for k, (kind, _, notes) in got.items() if notes} == repeated
+    assert all(got[k] == ("workflow_action", None, 1) for k in repeated)
+    assert all(got[k][0] == "model_call" for k in usage - repeated)

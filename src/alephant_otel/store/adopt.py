@@ -69,7 +69,7 @@ def _adopt(writer: LakeWriter, max_traces: int) -> tuple[int, bool]:
                            **_resolved_columns(chains[sid], t, nodes[sid][1])}
         if miss is not None:
             again.append((t, sid, miss))
-    demoted, _ = writer._demote_repeated_usage([], stored)
+    demoted, _, _ = writer._demote_repeated_usage([], stored)
     if fixes:
         writer._update_context(list(fixes.values()))
     if demoted:

@@ -7,10 +7,12 @@ resolved columns come from its chain (see inherit.py). A span whose parent has n
 recorded in `_orphans`; when the parent arrives, the orphan's stored subtree is re-resolved and
 updated in the same transaction.
 
-Usage counted once: a model call whose nearest model-call ancestor also carries usage (a
-framework's LLM span wrapping the provider client's, e.g. LangChain over OpenAI) means the
-ancestor repeats it. The ancestor is demoted to a workflow_action without tokens or cost (the
-dropped figures are kept in its `anomalies`), whichever of the two arrives first.
+Usage counted once: a model call with usage under another model call with usage (a framework's
+LLM span wrapping the provider client's, e.g. LangChain over OpenAI) means the ancestor repeats
+it. Only the innermost count: every model call with usage that has a descendant model call with
+usage (model calls without usage in between do not stop it) is demoted to a workflow_action
+without tokens or cost, with one note in its `anomalies`, whatever the arrival order, retries and
+what the cache remembers (a walk up that leaves what the batch and the cache know reads the trace).
 """
 from __future__ import annotations
 
@@ -139,7 +141,8 @@ class Writer:
 
     # -- inheritance ---------------------------------------------------------------------------
     def _load_traces(self, traces: set[str]) -> dict[str, dict[str, tuple]]:
-        out: dict[str, dict[str, tuple]] = {}
+        """trace -> {span: (parent, tiers, counts usage)}; a trace with no stored span maps to {}."""
+        out: dict[str, dict[str, tuple]] = {t: {} for t in traces}
         if not traces:
             return out
         tbl = pa.table({"trace_id": list(traces)})
@@ -152,7 +155,7 @@ class Writer:
         finally:
             self.con.unregister("_load_traces")
         for t, s, p, tiers, usage in rows:
-            out.setdefault(t, {})[s] = (p, orjson.loads(tiers) if tiers else _EMPTY_TIERS, bool(usage))
+            out[t][s] = (p, orjson.loads(tiers) if tiers else _EMPTY_TIERS, bool(usage))
         return out
 
     def _may_have_orphans(self) -> bool:
@@ -228,7 +231,7 @@ class Writer:
         resolved: dict[tuple, dict] = {}  # see _resolved_once
         for s in steps:
             s.update(_resolved_once(resolved, chains[(s["trace_id"], s["span_id"])], s["trace_id"], s["tiers"]))
-        demoted, usage_of = self._demote_repeated_usage(steps, stored)
+        demoted, usage_of, notes = self._demote_repeated_usage(steps, stored)
         entries = {}
         parent_of = {(s["trace_id"], s["span_id"]): s["parent_span_id"] for s in steps}
         for k, ch in chains.items():
@@ -239,26 +242,32 @@ class Writer:
             else:  # a stored span re-resolved: keep what is known of it
                 p, _, usage = stored[k[0]][k[1]]
                 entries[k] = (ch, p, usage and k not in demoted)
-        return updates, demoted, orphans, adopted, entries
+        return updates, demoted, orphans, adopted, entries, notes
 
     def _demote_repeated_usage(self, steps: list[dict], stored: dict):
         """Demote model calls whose usage a descendant model call repeats. New rows are changed
         in place; returns ({stored key: note} for stored rows to update, {new key: counts usage
-        after the demotions})."""
+        after the demotions}, {new key: note} for the new rows demoted). `stored` holds the
+        traces loaded so far (see _load_traces); a walk up a trace that is not loaded, past what
+        the batch and the cache know, loads it into `stored`: the cache is only an optimisation."""
         new = {(s["trace_id"], s["span_id"]): s for s in steps}
         counts = {k: _counts_usage(s) for k, s in new.items()}
         demoted: dict[tuple[str, str], str] = {}
+        notes: dict[tuple[str, str], str] = {}
 
         def node(k):  # (parent, counts usage) from the batch, the loaded traces or the cache
             s = new.get(k)
             if s is not None:
                 return s["parent_span_id"], counts[k]
-            loaded = stored.get(k[0], {}).get(k[1])
+            nodes = stored.get(k[0])
+            if nodes is None:
+                cached = self.cache.get(k)
+                if cached is not None:
+                    return cached[1], cached[2] and k not in demoted
+                nodes = stored[k[0]] = self._load_traces({k[0]})[k[0]]
+            loaded = nodes.get(k[1])
             if loaded is not None:
                 return loaded[0], loaded[2] and k not in demoted
-            cached = self.cache.get(k)
-            if cached is not None:
-                return cached[1], cached[2] and k not in demoted
             return None
 
         starts = [k for k, c in counts.items() if c]
@@ -276,7 +285,7 @@ class Writer:
                     k = (t, cur)
                     if k in new:
                         row = new[k]
-                        note = _demotion_note(sid, {f: row.get(f) for f in _TOKENS + ("model_cost",)})
+                        note = notes[k] = _demotion_note(sid, {f: row.get(f) for f in _TOKENS + ("model_cost",)})
                         row.update({f: None for f in _TOKENS + _COSTS}, step_kind="workflow_action")
                         counts[k] = False
                         row["anomalies"] = orjson.dumps((orjson.loads(row["anomalies"]) if row.get("anomalies") else []) + [note]).decode()
@@ -284,7 +293,7 @@ class Writer:
                         demoted[k] = _demotion_note(sid, {})
                     break
                 cur = info[0]
-        return demoted, counts
+        return demoted, counts, notes
 
     @staticmethod
     def _has_ancestor_in(sid: str, nodes: dict, targets: dict) -> bool:
@@ -312,7 +321,7 @@ class Writer:
         con = self.con
         con.execute("BEGIN")
         try:
-            updates, demoted, orphans, adopted, entries = self._resolve(steps, keys)
+            updates, demoted, orphans, adopted, entries, notes = self._resolve(steps, keys)
             for s in steps:
                 s["context_tiers"] = _dumps(s["tiers"]) if any(s["tiers"]) else None
                 s["received_at"] = now
@@ -327,6 +336,8 @@ class Writer:
                 con.execute("BEGIN")
                 self._skip_plain = _SKIP_PLAIN_AFTER_DUPLICATE
                 inserted_set = self._insert(tbl, keys)
+            if len(inserted_set) < len(steps):
+                demoted = self._skip_duplicates(steps, inserted_set, demoted, notes, entries)
             if updates:
                 self._update_context(updates)
             if demoted:
@@ -349,8 +360,31 @@ class Writer:
             raise
         if self._orphans_pending is not None:
             self._orphans_pending += len(new_orphans) - len(adopted)
-        self._remember(entries)
+        self._remember(entries, demoted)
         return WriteResult(len(inserted_set), len(steps) - len(inserted_set), len(updates) + len(demoted), inserted_set)
+
+    def _skip_duplicates(self, steps: list[dict], inserted: set, demoted: dict, notes: dict, entries: dict) -> dict:
+        """Steps already stored (retries) were resolved as new but not inserted: their stored
+        rows are what counts. A demotion of such a step applies to its stored row, unless that
+        row is demoted already; that such a step counts usage is not cached (its stored row may
+        have been demoted since). Returns the stored rows to demote."""
+        for s in steps:
+            k = (s["trace_id"], s["span_id"])
+            if k not in inserted and k in entries and entries[k][2]:
+                del entries[k]
+        lost = [k for k in notes if k not in inserted]
+        if not lost:
+            return demoted
+        self.con.register("_lost", pa.table({"trace_id": [t for t, _ in lost], "span_id": [s for _, s in lost]},
+                                            schema=_KEY_SCHEMA))
+        try:
+            counting = self.con.execute(
+                f"SELECT DISTINCT s.trace_id, s.span_id FROM {self.read_relation} s SEMI JOIN _lost k"
+                f" ON s.trace_id = k.trace_id AND s.span_id = k.span_id"
+                f" WHERE s.step_kind = 'model_call' AND ({_HAS_USAGE_SQL})").fetchall()
+        finally:
+            self.con.unregister("_lost")
+        return {**demoted, **{k: notes[k] for k in counting}}
 
     def _insert(self, tbl: pa.Table, keys: pa.Table) -> set[tuple[str, str]]:
         """Insert the rows whose key is not stored yet; return the keys inserted.
@@ -399,8 +433,12 @@ class Writer:
             " WHERE trace_id = ? AND span_id = ?",
             [(note, t, s) for (t, s), note in demoted.items()])
 
-    def _remember(self, entries: dict) -> None:
+    def _remember(self, entries: dict, demoted: dict = {}) -> None:  # noqa: B006 - never changed
         cache = self.cache
+        for k in demoted.keys() - entries.keys():  # stored rows demoted: no longer counting usage
+            cached = cache.get(k)
+            if cached is not None:
+                cache[k] = (cached[0], cached[1], False)
         for k, ch in entries.items():
             cache[k] = ch
             cache.move_to_end(k)
