@@ -158,7 +158,7 @@ def test_real_gen_ai_fixtures_map_as_classified_by_hand(fixture):
 
 
 def test_batches_cross_processes_unchanged():
-    """Mapped batches travel to the receiver's writer pickled as columns per key shape: every
+    """Mapped batches travel to the receiver's writer pickled as rows per key shape: every
     row comes back equal and in its place, whatever mix of shapes the batch holds."""
     import pickle
     from alephant_otel.pricing import price_steps
