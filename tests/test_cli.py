@@ -97,9 +97,20 @@ def test_every_command_has_help_with_an_example():
         assert res.exit_code == 0 and "Example" in res.output, name
 
 
+def test_serve_default_sizes():
+    from alephant_otel.cli.serve import default_sizes
+
+    assert default_sizes(2, None, None) == (1, 1)  # this machine: one mapper, one DuckDB thread
+    assert default_sizes(8, None, None) == (7, 1)
+    assert default_sizes(8, 2, None) == (2, 6)  # DuckDB gets the cores the workers leave
+    assert default_sizes(8, 0, None) == (0, 8)
+    assert default_sizes(1, None, None) == (1, 1)
+    assert default_sizes(8, None, 4) == (7, 4)  # as given
+
+
 def test_queries_go_through_a_running_serve(tmp_path):
     db = tmp_path / "live.duckdb"
-    proc = subprocess.Popen([CLI, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0", "--duckdb-threads", "1"],
+    proc = subprocess.Popen([CLI, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0", "--duckdb-threads", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         lines = []
@@ -132,7 +143,7 @@ def test_queries_go_through_a_running_serve(tmp_path):
         assert json.loads(sources.stdout) == [{"price_source": "price list live-2"}]
         threads = subprocess.run([CLI, "sql", "SELECT current_setting('threads') AS t", "--db", str(db), "--format", "json"],
                                  capture_output=True, text=True, timeout=60)
-        assert json.loads(threads.stdout) == [{"t": 1}]  # --duckdb-threads reached the server's DuckDB
+        assert json.loads(threads.stdout) == [{"t": 2}]  # --duckdb-threads reached the server's DuckDB
         denied = subprocess.run([CLI, "sql", "DELETE FROM _spans", "--db", str(db)],
                                 capture_output=True, text=True, timeout=60)
         assert denied.returncode == 1 and "only SELECT" in denied.stderr

@@ -14,6 +14,15 @@ from . import main
 from .options import data_path_option, db_option
 
 
+def default_sizes(cores: int, workers: int | None, duckdb_threads: int | None) -> tuple[int, int]:
+    """(mapping worker processes, DuckDB threads), each as given or by default: the workers take
+    all cores but one (at least 1), DuckDB the cores they leave (at least 1). Under load every
+    core is busy mapping or writing, and a second DuckDB thread made each commit of a few
+    thousand rows ~25% dearer in CPU and no faster (README, Performance)."""
+    workers = max(1, cores - 1) if workers is None else workers
+    return workers, max(1, cores - workers) if duckdb_threads is None else duckdb_threads
+
+
 @main.command()
 @db_option
 @data_path_option
@@ -33,8 +42,9 @@ from .options import data_path_option, db_option
               help="Processes that decode, map and price requests (default: cores - 1, at least 1; "
                    "0 maps in the receiving threads) (env ALEPHANT_WORKERS).")
 @click.option("--duckdb-threads", type=click.IntRange(1, 256), default=None, envvar="ALEPHANT_DUCKDB_THREADS",
-              help="Threads DuckDB may use for writes and in-server queries (default: one per core). On a "
-                   "small machine busy ingesting, 1 spends ~15% less CPU per span; queries then use one core "
+              help="Threads DuckDB may use for writes and in-server queries (default: the cores the mapping "
+                   "workers leave, at least 1: 1 with the default workers). More threads make commits of a few "
+                   "thousand rows dearer, not faster; raise it for heavy queries through the server "
                    "(env ALEPHANT_DUCKDB_THREADS).")
 @click.option("--require-auth", is_flag=True, envvar="ALEPHANT_REQUIRE_AUTH",
               help="Refuse exports without a valid virtual key even before any key exists.")
@@ -66,11 +76,12 @@ def serve(db, data_path, host, grpc_port, http_port, no_http, max_request_bytes,
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ..receiver import gc_tuning
     gc_tuning.tune()  # (this process is ours: see receiver/gc_tuning.py)
+    workers, threads = default_sizes(os.cpu_count() or 2, workers, duckdb_threads)
     server = Server(db, host, grpc_port, None if no_http else http_port, rules=rules, cost_preference=cost_preference,
                     prices=price_list, store_content=store_content, require_auth=require_auth,
-                    max_request_bytes=max_request_bytes, max_queued_spans=max_queued_spans,
-                    workers=max(1, (os.cpu_count() or 2) - 1) if workers is None else workers,
-                    data_path=data_path, duckdb_threads=duckdb_threads).start()
+                    max_request_bytes=max_request_bytes, max_queued_spans=max_queued_spans, workers=workers,
+                    data_path=data_path,
+                    duckdb_threads=threads).start()
     endpoint = f"http://{server.grpc.address}"
     click.echo(f"alephant-otel {__version__}: OTLP/gRPC listening on {server.grpc.address}, storing in {server.store.path}")
     if server.http is not None:
