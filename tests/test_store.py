@@ -278,6 +278,40 @@ def test_a_stored_model_call_is_demoted_once_by_two_children_arriving_later(tmp_
     assert got[("t1", "a")] == got[("t1", "b")] == ("model_call", 10, 0)
 
 
+def _contexts(tmp_path, name, batches, cache_size=50_000) -> dict:
+    """(trace, span) -> (run_id, agent_id, session_id) after writing `batches`, one write each."""
+    import copy
+
+    from alephant_otel.store.database import open_for_writing
+    from alephant_otel.store.writer import Writer
+
+    con = open_for_writing(tmp_path / f"{name}.duckdb")
+    w = Writer(con, cache_size=cache_size)
+    for b in batches:
+        w.write(copy.deepcopy(b))
+    out = {(t, s): rest for t, s, *rest in con.execute(
+        "SELECT trace_id, span_id, run_id, agent_id, session_id FROM _spans").fetchall()}
+    out["orphans"] = con.execute("SELECT span_id, parent_span_id FROM _orphans ORDER BY ALL").fetchall()
+    con.close()
+    return out
+
+
+@pytest.mark.parametrize("cache_size", [1, 50_000])
+def test_an_orphan_retried_in_the_export_that_brings_its_parent_takes_the_parents_context(tmp_path, cache_size):
+    """child is stored as an orphan (its parent has not arrived); later one export carries the
+    parent and a retry of child. The retried copy is not inserted, so the stored row (and its
+    stored descendants', and what the cache remembers of it) must get the parent's context."""
+    tiers = [{"agent_id": "a", "session_id": "s", "run_id": "r"}, {}, {}, {}]
+    parent, child = _llm("parent", None, False, tiers=tiers), _llm("child", "parent")
+    got = _contexts(tmp_path, f"c{cache_size}", [
+        [child], [_llm("grandchild", "child", None)], [parent, child], [_llm("late", "child", False)]], cache_size)
+    want = _contexts(tmp_path, f"ref{cache_size}", [
+        [parent, child, _llm("grandchild", "child", None), _llm("late", "child", False)]])
+    assert want[("t1", "child")] == ["r", "a", "s"]
+    assert got == want
+    assert got["orphans"] == []
+
+
 def _random_traces(seed: int) -> tuple[list[dict], list[list[dict]]]:
     """Random traces (nested model calls with and without usage, missing parents, shared tier
     objects), written in random batches with retries and keys repeated within a batch."""
@@ -321,25 +355,31 @@ def _random_traces(seed: int) -> tuple[list[dict], list[list[dict]]]:
     return steps, batches
 
 
-@pytest.mark.parametrize("seed", [2, 3, 4])  # (seeds that the cache-dependent writer failed)
+# (2, 3, 4: seeds that the cache-dependent writer failed; 3, 21, 38: seeds where a retried
+# orphan kept the context it had before its parent came)
+@pytest.mark.parametrize("seed", [2, 3, 4, 21, 38])
 def test_stored_rows_do_not_depend_on_the_cache_and_usage_is_counted_once(tmp_path, seed):
     """The cache is only an optimisation: the same exports give the same rows with a cache of one
-    span and of 50k. And whatever the order: a model call with usage is demoted (with one note)
+    span and of 50k. And whatever the order and the retries, the rows are those of the traces
+    written once each in one batch (all but the demotion notes' text, which names the child found
+    first): resolved context included. A model call with usage is demoted (with one note)
     exactly when a descendant model call carries usage too."""
     from alephant_otel.store.database import open_for_writing
     from alephant_otel.store.writer import Writer
 
     steps, batches = _random_traces(seed)
     tables = []
-    for cache_size in (1, 50_000):
-        con = open_for_writing(tmp_path / f"r{cache_size}.duckdb")
+    for cache_size, writes in ((1, batches), (50_000, batches), (50_000, [steps])):
+        con = open_for_writing(tmp_path / f"r{cache_size}-{len(writes)}.duckdb")
         w = Writer(con, cache_size=cache_size)
-        for b in batches:
+        for b in writes:
             w.write([dict(s) for s in b])
         tables.append((con.execute("SELECT * EXCLUDE (received_at) FROM _spans ORDER BY trace_id, span_id").fetchall(),
-                       con.execute("SELECT * FROM _orphans ORDER BY ALL").fetchall(), _demotions(con)))
+                       con.execute("SELECT * EXCLUDE (received_at, anomalies) FROM _spans ORDER BY trace_id, span_id")
+                       .fetchall(), con.execute("SELECT * FROM _orphans ORDER BY ALL").fetchall(), _demotions(con)))
         con.close()
     assert tables[0] == tables[1]
+    assert tables[0][1:] == tables[2][1:]  # the reference: each span once, in one write
     usage = {(s["trace_id"], s["span_id"]) for s in steps
              if s["step_kind"] == "model_call" and (s["input_tokens"] is not None or s["output_tokens"] is not None)}
     parent = {(s["trace_id"], s["span_id"]): s["parent_span_id"] for s in steps}
@@ -350,7 +390,7 @@ def test_stored_rows_do_not_depend_on_the_cache_and_usage_is_counted_once(tmp_pa
             if (t, cur) in usage:
                 repeated.add((t, cur))
             cur = parent[(t, cur)]
-    got = tables[0][2]
+    got = tables[0][3]
     assert {k for k, (kind, _, notes) in got.items() if notes} == repeated
     assert all(got[k] == ("workflow_action", None, 1) for k in repeated)
     assert all(got[k][0] == "model_call" for k in usage - repeated)

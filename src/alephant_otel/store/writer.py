@@ -206,8 +206,13 @@ class Writer:
                 for sid, (parent, _) in new_nodes.items():
                     if parent is not None and parent not in nodes:
                         orphans[(t, sid)] = parent
-                for sid in old.keys() - new_nodes.keys():
-                    if self._has_ancestor_in(sid, nodes, new_nodes):
+                # stored spans under a span of the batch are re-resolved: those not in the batch,
+                # and those retried in it (the retried copy is not inserted) under a span that is
+                # new (their stored row was resolved without it, e.g. an orphan and its parent).
+                # In the batch's order, then the trace's: no set order reaches what is written.
+                fresh = {sid for sid in new_nodes if sid not in old}
+                for sid in [*(sid for sid in new_nodes if sid in old), *(sid for sid in old if sid not in new_nodes)]:
+                    if self._has_ancestor_in(sid, nodes, new_nodes if sid not in new_nodes else fresh):
                         row = {"trace_id": t, "span_id": sid, **_resolved_columns(tchains[sid], t, nodes[sid][1])}
                         if self.track_incomplete:
                             row["_missing"] = missing_ancestor(sid, nodes, known)
@@ -367,11 +372,12 @@ class Writer:
         """Steps already stored (retries) were resolved as new but not inserted: their stored
         rows are what counts. A demotion of such a step applies to its stored row, unless that
         row is demoted already; that such a step counts usage is not cached (its stored row may
-        have been demoted since). Returns the stored rows to demote."""
+        have been demoted since): it leaves the cache (None in `entries`, see _remember), which
+        may remember an older chain of it. Returns the stored rows to demote."""
         for s in steps:
             k = (s["trace_id"], s["span_id"])
-            if k not in inserted and k in entries and entries[k][2]:
-                del entries[k]
+            if k not in inserted and entries.get(k) is not None and entries[k][2]:
+                entries[k] = None
         lost = [k for k in notes if k not in inserted]
         if not lost:
             return demoted
@@ -440,6 +446,9 @@ class Writer:
             if cached is not None:
                 cache[k] = (cached[0], cached[1], False)
         for k, ch in entries.items():
+            if ch is None:  # not known (see _skip_duplicates)
+                cache.pop(k, None)
+                continue
             cache[k] = ch
             cache.move_to_end(k)
         while len(cache) > self.cache_size:
