@@ -80,8 +80,7 @@ def serve(db, data_path, host, grpc_port, http_port, no_http, max_request_bytes,
     server = Server(db, host, grpc_port, None if no_http else http_port, rules=rules, cost_preference=cost_preference,
                     prices=price_list, store_content=store_content, require_auth=require_auth,
                     max_request_bytes=max_request_bytes, max_queued_spans=max_queued_spans, workers=workers,
-                    data_path=data_path,
-                    duckdb_threads=threads).start()
+                    data_path=data_path, duckdb_threads=threads).start()
     endpoint = f"http://{server.grpc.address}"
     click.echo(f"alephant-otel {__version__}: OTLP/gRPC listening on {server.grpc.address}, storing in {server.store.path}")
     if server.http is not None:

@@ -38,8 +38,8 @@ class Store:
 
     def set_threads(self, n: int) -> None:
         """Threads DuckDB may use, for the writer and every query on this store's cursors.
-        Commits of a few thousand rows gain nothing from a second thread: with 1, bench/run.py's
-        server spent 125-154 us of CPU per span against 136-182 (A/B, 2 cores)."""
+        Commits of a few thousand rows gain nothing from a second thread and cost more CPU
+        (README, Performance)."""
         self.con.execute(f"SET threads = {int(n)}")
 
     def reprice(self, prices, prefer: str = "provided", since=None, until=None) -> int:

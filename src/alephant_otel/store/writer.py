@@ -178,8 +178,9 @@ class Writer:
     def _resolve(self, steps: list[dict], keys: pa.Table):
         """Fill resolved context columns of `steps` and demote repeated usage; return (context
         updates of stored rows, demotions of stored rows, {orphan key among steps: missing
-        ancestor}, adopted orphans, cache entries). With `track_incomplete`, each update
-        carries `_missing` (its missing ancestor, None when its chain is now complete)."""
+        ancestor}, adopted orphans, cache entries, {key among steps: its demotion note}). With
+        `track_incomplete`, each update carries `_missing` (its missing ancestor, None when its
+        chain is now complete)."""
         by_trace: dict[str, dict[str, tuple]] = {}
         for s in steps:
             by_trace.setdefault(s["trace_id"], {})[s["span_id"]] = (s["parent_span_id"], s["tiers"])
@@ -211,8 +212,10 @@ class Writer:
                 # new (their stored row was resolved without it, e.g. an orphan and its parent).
                 # In the batch's order, then the trace's: no set order reaches what is written.
                 fresh = {sid for sid in new_nodes if sid not in old}
-                for sid in [*(sid for sid in new_nodes if sid in old), *(sid for sid in old if sid not in new_nodes)]:
-                    if self._has_ancestor_in(sid, nodes, new_nodes if sid not in new_nodes else fresh):
+                candidates = ([(sid, fresh) for sid in new_nodes if sid in old]
+                              + [(sid, new_nodes) for sid in old if sid not in new_nodes])
+                for sid, above in candidates:  # re-resolved when it has an ancestor in `above`
+                    if self._has_ancestor_in(sid, nodes, above):
                         row = {"trace_id": t, "span_id": sid, **_resolved_columns(tchains[sid], t, nodes[sid][1])}
                         if self.track_incomplete:
                             row["_missing"] = missing_ancestor(sid, nodes, known)
@@ -439,7 +442,9 @@ class Writer:
             " WHERE trace_id = ? AND span_id = ?",
             [(note, t, s) for (t, s), note in demoted.items()])
 
-    def _remember(self, entries: dict, demoted: dict = {}) -> None:  # noqa: B006 - never changed
+    def _remember(self, entries: dict, demoted: dict) -> None:
+        """Cache the chains written (`entries`; None: forget the key) and clear the usage flag
+        of cached spans whose stored row was just demoted."""
         cache = self.cache
         for k in demoted.keys() - entries.keys():  # stored rows demoted: no longer counting usage
             cached = cache.get(k)
