@@ -247,6 +247,9 @@ def test_retention_on_a_duckdb_file(tmp_path):
     assert "steps older than 30 days deleted: 9" in out
     with Store(path) as store:
         assert [r["run_id"] for r in rows(store, "SELECT run_id FROM runs")] == ["run-new"]
+        # the deleted trace is forgotten (new again if it comes back), the kept one is not
+        assert [r["trace_id"] for r in rows(store, "SELECT trace_id FROM _traces")] == [new[0]["trace_id"]]
+        assert (store.write(old).inserted, store.write(new).duplicates) == (9, len(new))
 
 
 def test_retention_on_a_lake(lake):

@@ -96,10 +96,9 @@ def test_an_older_file_is_migrated_on_open_for_writing_and_explained_on_read(tmp
     con.close()
 
 
-def test_a_retry_mixed_with_new_spans_then_more_traffic_stores_each_span_once(tmp_path):
-    """The writer inserts plainly and lets the primary key refuse a stored span; on refusal it
-    redoes the commit skipping stored keys, and skips them for a few commits after. Every
-    export's inserted and duplicate counts stay exact throughout, and back in plain mode."""
+def _bench_steps():
+    """seed -> 40 mapped and priced steps of bench/run.py's workload (random ids drawn once per
+    seed; each call maps the request anew, as a retried export would be)."""
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
@@ -107,35 +106,91 @@ def test_a_retry_mixed_with_new_spans_then_more_traffic_stores_each_span_once(tm
     from alephant_otel import wire
     from alephant_otel.mapping import map_request
     from alephant_otel.pricing import price_steps
-    from alephant_otel.store.database import open_for_writing
-    from alephant_otel.store.writer import Writer, _SKIP_PLAIN_AFTER_DUPLICATE
-
-    requests = {}  # the workload draws random ids: one request per seed, mapped anew each time
+    requests = {}
 
     def steps(seed):
-        data = requests.setdefault(seed, make_request(seed, spans=40))
-        batch = map_request(wire.parse(data))
+        batch = map_request(wire.parse(requests.setdefault(seed, make_request(seed, spans=40))))
         price_steps(batch.steps)
         return batch.steps
+    return steps, requests
 
+
+@pytest.mark.parametrize("cache_size", [1, 50_000])
+def test_each_span_is_stored_once_whatever_the_writer_remembers(tmp_path, monkeypatch, cache_size):
+    """_spans has no key index: the writer looks for a batch's spans among the stored spans of
+    its traces that were stored before (read from each trace's first_received on), and not at
+    all for a trace new to the file. Retries mixed with new spans, traces continued in a later
+    export, a writer that remembers nothing (a restart) and a clock set back: every export's
+    counts are exact, each span is stored once, and received_at never decreases."""
+    from alephant_otel.store import writer as writer_module
+    from alephant_otel.store.database import open_for_writing
+    from alephant_otel.store.writer import Writer
+
+    steps, requests = _bench_steps()
     con = open_for_writing(tmp_path / "s.duckdb")
-    w = Writer(con)
+    # no index on _spans: its row groups are not merged at each checkpoint (see database.py)
+    assert con.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0] == 0
+    w = Writer(con, cache_size=cache_size)
     assert w.write(steps(0)).inserted == 40
     r = w.write(steps(0)[:25] + steps(1))  # a retry of 25 stored spans, with 40 new ones
     assert (r.inserted, r.duplicates) == (40, 25)
-    last = 1 + _SKIP_PLAIN_AFTER_DUPLICATE
-    for seed in range(2, last):  # the commits that skip stored keys directly
-        r = w.write(steps(seed) + steps(seed - 1)[:3])
-        assert (r.inserted, r.duplicates) == (40, 3)
-    assert w._skip_plain == 0
-    assert (w.write(steps(last)).inserted, w._skip_plain) == (40, 0)  # plain again
-    r = w.write(steps(last + 1) + steps(0)[:1])  # refused, redone
-    assert (r.inserted, r.duplicates, w._skip_plain) == (40, 1, _SKIP_PLAIN_AFTER_DUPLICATE - 1)
-    n, distinct = con.execute("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM _spans").fetchone()
-    assert n == distinct == 40 * (last + 2)
+    r = w.write(steps(2)[:18])  # traces cut in two exports: the rest comes with a retry
+    assert (r.inserted, r.duplicates) == (18, 0)
+    r = w.write(steps(2)[12:])
+    assert (r.inserted, r.duplicates) == (22, 6)
+    real = writer_module.time.time
+    monkeypatch.setattr(writer_module.time, "time", lambda: real() - 3600)  # the clock goes back an hour
+    w = Writer(con, cache_size=cache_size)  # remembers nothing: every trace is looked up
+    r = w.write(steps(1)[5:] + steps(3)[:30] + steps(0)[39:])
+    assert (r.inserted, r.duplicates) == (30, 36)
+    r = w.write(steps(3))
+    assert (r.inserted, r.duplicates) == (10, 30)
+    assert con.execute("SELECT count(*) FROM _traces").fetchone()[0] == len(
+        {s["trace_id"] for seed in requests for s in steps(seed)})
+    n, distinct, ordered = con.execute(
+        "SELECT count(*), count(DISTINCT (trace_id, span_id)),"
+        " bool_and(received_at >= coalesce(before, received_at))"
+        " FROM (SELECT *, lag(received_at) OVER (ORDER BY rowid) AS before FROM _spans)").fetchone()
+    assert n == distinct == 40 * 4 and ordered
     stored = con.execute("SELECT sum(input_tokens) FROM _spans").fetchone()[0]
-    sent = sum(s["input_tokens"] or 0 for seed in requests for s in steps(seed))
-    assert stored == sent  # nothing counted twice (each seed's spans once)
+    assert stored == sum(s["input_tokens"] or 0 for seed in requests for s in steps(seed))  # nothing twice
+
+
+def test_a_schema_1_file_loses_its_key_index_and_keeps_its_spans_once(tmp_path):
+    """Schema 1 kept a primary key on _spans; migrating copies the spans in the order received
+    into a table without it and records their traces, so the spans already stored are still
+    recognised when retried."""
+    from alephant_otel.store.database import open_for_writing
+    from alephant_otel.store.writer import Writer
+
+    steps, _ = _bench_steps()
+    new = tmp_path / "new.duckdb"
+    con = open_for_writing(new)
+    Writer(con).write(steps(0) + steps(1))
+    con.close()
+    old = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(old))
+    con.execute("CREATE TABLE _meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute("INSERT INTO _meta VALUES ('schema_version', '1')")
+    con.execute("CREATE TABLE _spans (" + ", ".join(f"{c} {t}" for c, t, _ in schema.SPAN_COLUMNS)
+                + ", PRIMARY KEY (trace_id, span_id))")
+    for stmt in schema.DDL:
+        if "_spans (" not in stmt and "_traces" not in stmt and "_meta" not in stmt:
+            con.execute(stmt)
+    con.execute(f"ATTACH '{new}' AS n (READ_ONLY)")
+    con.execute("INSERT INTO _spans SELECT * FROM n._spans ORDER BY random()")
+    con.close()
+
+    con = open_for_writing(old)
+    assert con.execute("SELECT value FROM _meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    assert con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = '_spans'"
+                       " AND constraint_type = 'PRIMARY KEY'").fetchone()[0] == 0
+    assert con.execute("SELECT count(*), count(DISTINCT trace_id) FROM _spans").fetchone() == (
+        80, con.execute("SELECT count(*) FROM _traces").fetchone()[0])
+    r = Writer(con).write(steps(1) + steps(2))
+    assert (r.inserted, r.duplicates) == (40, 40)
+    assert con.execute("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM steps").fetchone() == (120, 120)
+    con.close()
 
 
 def test_a_group_commit_counts_each_key_for_the_first_batch_that_has_it(tmp_path):

@@ -47,6 +47,12 @@ def open_for_writing(path: str | Path, data_path: str | None = None) -> duckdb.D
         # row group again and again; 64MB cut write cost ~20% (128MB no more, and it held
         # ~100MB more memory). The price: up to 64MB of WAL to replay after a crash.
         con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        # _spans has no index (see schema.py), which lets DuckDB's checkpoints "vacuum" it:
+        # merge the row groups each commit appended. On the bench's traffic that stalled a
+        # checkpoint for 2-3 s, took ~450 MB more memory, and left ~85 bytes per step of freed
+        # blocks in the file. Checkpoints append to the last row group anyway; `maintain`
+        # vacuums (after deleting old steps).
+        con.execute("SET max_vacuum_tasks = 0")
         version = _version(con)
         check_version(version, path)
         con.execute("BEGIN")

@@ -54,9 +54,12 @@ def _file(con, retention_days: int | None) -> list[tuple[str, object]]:
             deleted = _count(con, f"DELETE FROM _spans WHERE {_OLD}", [cut])
             con.execute("DELETE FROM _orphans o WHERE NOT EXISTS (SELECT 1 FROM _spans s"
                         " WHERE s.trace_id = o.trace_id AND s.span_id = o.span_id)")
+            # a trace with no span left is new again to the writer (it skips the duplicate check)
+            con.execute("DELETE FROM _traces t WHERE NOT EXISTS (SELECT 1 FROM _spans s WHERE s.trace_id = t.trace_id)")
             return deleted, _count(con, "DELETE FROM _rejected_spans WHERE received_at < ?", [cut])
         n, r = in_transaction(con, retention)
         out += [(f"steps older than {retention_days} days deleted", n), ("rejected spans deleted", r)]
+    con.execute("RESET max_vacuum_tasks")  # the writer turns it off (see database.py); compact here
     con.execute("CHECKPOINT")  # freed blocks are reused by later writes (the file does not shrink)
     out.append(("checkpoint", "done"))
     return out

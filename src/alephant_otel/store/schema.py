@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from ..inherit import RESOLVED_FIELDS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # (column, DuckDB type, Arrow type) of _spans, in order.
 _S, _I, _F, _T = pa.string(), pa.int64(), pa.float64(), pa.timestamp("us")
@@ -111,7 +111,13 @@ DDL = [
     "CREATE TABLE IF NOT EXISTS _meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
     "CREATE TABLE IF NOT EXISTS _spans (\n  "
     + ",\n  ".join(f"{c} {t}" for c, t, _ in SPAN_COLUMNS)
-    + ",\n  PRIMARY KEY (trace_id, span_id)\n)",
+    + "\n)",
+    # one row per trace stored, when its first span was written. A span is stored at most once
+    # per (trace_id, span_id); _spans has no index for it (a primary key's index cost ~150 bytes
+    # per step): the writer checks a batch's spans against its traces' stored spans only, read
+    # from `first_received` on (received_at never decreases, see writer.py), or none at all for
+    # a trace that is new here.
+    "CREATE TABLE IF NOT EXISTS _traces (trace_id VARCHAR PRIMARY KEY, first_received TIMESTAMP NOT NULL)",
     # spans whose parent has not arrived (yet): when it does, their subtree is re-resolved
     "CREATE TABLE IF NOT EXISTS _orphans (trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR,"
     " PRIMARY KEY (trace_id, span_id))",
@@ -125,4 +131,15 @@ DDL = [
 ]
 
 # MIGRATIONS[n] upgrades a file from schema n to n + 1 (a list of SQL statements).
-MIGRATIONS: dict[int, list[str]] = {}
+MIGRATIONS: dict[int, list[str]] = {
+    # 1 -> 2: _spans loses its primary key (its index was half the file), _traces takes over.
+    # Rows are copied in the order received, so that `received_at` stays clustered in the file.
+    1: ["CREATE TABLE _spans_v2 AS SELECT * FROM _spans ORDER BY received_at NULLS FIRST",
+        "DROP TABLE _spans",
+        "ALTER TABLE _spans_v2 RENAME TO _spans",
+        "ALTER TABLE _spans ALTER COLUMN trace_id SET NOT NULL",
+        "ALTER TABLE _spans ALTER COLUMN span_id SET NOT NULL",
+        "UPDATE _spans SET received_at = TIMESTAMP '1970-01-01' WHERE received_at IS NULL",
+        "CREATE TABLE _traces (trace_id VARCHAR PRIMARY KEY, first_received TIMESTAMP NOT NULL)",
+        "INSERT INTO _traces SELECT trace_id, min(received_at) FROM _spans GROUP BY trace_id"],
+}

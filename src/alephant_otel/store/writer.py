@@ -13,6 +13,13 @@ it. Only the innermost count: every model call with usage that has a descendant 
 usage (model calls without usage in between do not stop it) is demoted to a workflow_action
 without tokens or cost, with one note in its `anomalies`, whatever the arrival order, retries and
 what the cache remembers (a walk up that leaves what the batch and the cache know reads the trace).
+
+Stored once: a span is stored at most once per (trace_id, span_id), without an index on _spans
+(see schema.py). Each write records its traces in `_traces`; a trace new there has nothing
+stored, so its spans are inserted unchecked (the common case: traffic is mostly new traces).
+The spans of a trace stored before are checked against that trace's stored spans, read from
+its `first_received` on: `received_at` never decreases (the writer's clock never goes below the
+latest first_received), so DuckDB skips the row groups received before the trace began.
 """
 from __future__ import annotations
 
@@ -37,7 +44,7 @@ _UPDATE_SCHEMA = pa.schema([("trace_id", pa.string()), ("span_id", pa.string())]
                            + [(c, pa.string()) for c in schema.CONTEXT_COLUMNS])
 _KEY_SCHEMA = pa.schema([("trace_id", pa.string()), ("span_id", pa.string())])
 _INSERT_COLUMNS = ", ".join(schema.SPAN_COLUMN_NAMES)
-_SKIP_PLAIN_AFTER_DUPLICATE = 8
+_TRACE_SCHEMA = pa.schema([("trace_id", pa.string())])
 
 
 @dataclass
@@ -137,21 +144,81 @@ class Writer:
         # are, so none is missed; None = not known (count again). Zero skips the orphan join,
         # ~5 ms per commit. Several writers (track_incomplete) always look.
         self._orphans_pending: int | None = None
-        self._skip_plain = 0  # commits left that insert with OR IGNORE (see _insert)
+        # trace_id -> first_received (us) of traces recently written (as many as `cache_size`)
+        self.traces: OrderedDict[str, int] = OrderedDict()
+        self._floor: int | None = None  # the latest first_received stored (None: read it)
+        # during a write (see _open_traces): the batch's traces with nothing stored before it,
+        # and {stored trace of the batch: its first_received}; None: not known (read it all)
+        self._new: set[str] | frozenset = frozenset()
+        self._since: dict[str, int] | None = None
+
+    # -- traces --------------------------------------------------------------------------------
+    def _open_traces(self, traces: set[str], now: int) -> int:
+        """Record the batch's traces in `_traces` (in the write's transaction) and set `_new`
+        and `_since` for them. Returns the time to stamp the batch with: `now`, raised to the
+        latest first_received stored, so that received_at never decreases (a clock set back,
+        a restart) and every span of a trace is received at or after its first_received."""
+        if self._floor is None:
+            self._floor = self.con.execute("SELECT epoch_us(max(first_received)) FROM _traces").fetchone()[0] or 0
+        now = max(now, self._floor)
+        since = {t: self.traces[t] for t in traces if t in self.traces}
+        unknown = [t for t in traces if t not in since]
+        new: set[str] = set()
+        if unknown:
+            self.con.register("_batch_traces", pa.table({"trace_id": unknown}, schema=_TRACE_SCHEMA))
+            try:
+                new = {t for (t,) in self.con.execute(
+                    "INSERT OR IGNORE INTO _traces SELECT trace_id, make_timestamp(?) FROM _batch_traces"
+                    " RETURNING trace_id", [now]).fetchall()}
+                if len(new) < len(unknown):
+                    since.update((t, first) for t, first in self.con.execute(
+                        "SELECT t.trace_id, epoch_us(t.first_received) FROM _traces t"
+                        " SEMI JOIN _batch_traces b ON t.trace_id = b.trace_id").fetchall() if t not in new)
+            finally:
+                self.con.unregister("_batch_traces")
+        self._new, self._since = new, since
+        return now
+
+    def _close_traces(self, now: int, committed: bool) -> None:
+        """After the write: remember its traces if it committed; forget the write's state."""
+        if committed:
+            self._floor = now
+            remembered = self.traces
+            for t in self._new:
+                remembered[t] = now
+            for t, first in (self._since or {}).items():
+                remembered[t] = first
+                remembered.move_to_end(t)
+            while len(remembered) > self.cache_size:
+                remembered.popitem(last=False)
+        self._new, self._since = frozenset(), None
+
+    def _bound(self, traces) -> int | None:
+        """The earliest first_received of `traces` (us): their stored spans were all received
+        since. None when not known (a write reads all of the trace)."""
+        if self._since is None:
+            return None
+        return min((self._since.get(t, 0) for t in traces), default=0)
+
+    def _since_sql(self, traces, column: str) -> tuple[str, list]:
+        """(` AND column >= bound` or '', its parameters) for reads of `traces`' stored spans."""
+        bound = self._bound(traces)
+        return ("", []) if bound is None else (f" AND {column} >= make_timestamp(?)", [bound])
 
     # -- inheritance ---------------------------------------------------------------------------
     def _load_traces(self, traces: set[str]) -> dict[str, dict[str, tuple]]:
         """trace -> {span: (parent, tiers, counts usage)}; a trace with no stored span maps to {}."""
         out: dict[str, dict[str, tuple]] = {t: {} for t in traces}
+        traces = [t for t in traces if t not in self._new]  # nothing stored before this write
         if not traces:
             return out
-        tbl = pa.table({"trace_id": list(traces)})
-        self.con.register("_load_traces", tbl)
+        since, params = self._since_sql(traces, "s.received_at")
+        self.con.register("_load_traces", pa.table({"trace_id": traces}, schema=_TRACE_SCHEMA))
         try:
             rows = self.con.execute(
                 "SELECT s.trace_id, s.span_id, s.parent_span_id, s.context_tiers,"
                 f" s.step_kind = 'model_call' AND ({_HAS_USAGE_SQL}) FROM {self.read_relation} s"
-                " SEMI JOIN _load_traces t ON s.trace_id = t.trace_id").fetchall()
+                f" SEMI JOIN _load_traces t ON s.trace_id = t.trace_id WHERE true{since}", params).fetchall()
         finally:
             self.con.unregister("_load_traces")
         for t, s, p, tiers, usage in rows:
@@ -323,27 +390,18 @@ class Writer:
         return self._write(list(uniq.values()), rejected)
 
     def _write(self, steps: list[dict], rejected) -> WriteResult:
-        now = int(time.time() * 1_000_000)
         keys = pa.table({"trace_id": [s["trace_id"] for s in steps], "span_id": [s["span_id"] for s in steps]},
                         schema=_KEY_SCHEMA)
         con = self.con
         con.execute("BEGIN")
+        now = None
         try:
+            now = self._open_traces(set(keys.column(0).to_pylist()), int(time.time() * 1_000_000))
             updates, demoted, orphans, adopted, entries, notes = self._resolve(steps, keys)
             for s in steps:
                 s["context_tiers"] = _dumps(s["tiers"]) if any(s["tiers"]) else None
                 s["received_at"] = now
-            tbl = _arrow(steps)
-            try:
-                inserted_set = self._insert(tbl, keys)
-            except duckdb.ConstraintException:
-                # A key is stored already (a retried export) and the plain insert aborted the
-                # transaction. Nothing else writes: what _resolve read still holds; redo the
-                # writes in a new transaction, skipping stored keys.
-                con.execute("ROLLBACK")
-                con.execute("BEGIN")
-                self._skip_plain = _SKIP_PLAIN_AFTER_DUPLICATE
-                inserted_set = self._insert(tbl, keys)
+            inserted_set = self._insert(_arrow(steps), keys)
             if len(inserted_set) < len(steps):
                 demoted = self._skip_duplicates(steps, inserted_set, demoted, notes, entries)
             if updates:
@@ -361,11 +419,13 @@ class Writer:
             con.execute("COMMIT")
         except BaseException:
             self._orphans_pending = None
+            self._close_traces(now, committed=False)
             try:
                 con.execute("ROLLBACK")
             except duckdb.Error:
                 pass  # a failed COMMIT has already ended the transaction
             raise
+        self._close_traces(now, committed=True)
         if self._orphans_pending is not None:
             self._orphans_pending += len(new_orphans) - len(adopted)
         self._remember(entries, demoted)
@@ -384,41 +444,63 @@ class Writer:
         lost = [k for k in notes if k not in inserted]
         if not lost:
             return demoted
+        since, params = self._since_sql({t for t, _ in lost}, "s.received_at")
         self.con.register("_lost", pa.table({"trace_id": [t for t, _ in lost], "span_id": [s for _, s in lost]},
                                             schema=_KEY_SCHEMA))
         try:
             counting = self.con.execute(
                 f"SELECT DISTINCT s.trace_id, s.span_id FROM {self.read_relation} s SEMI JOIN _lost k"
                 f" ON s.trace_id = k.trace_id AND s.span_id = k.span_id"
-                f" WHERE s.step_kind = 'model_call' AND ({_HAS_USAGE_SQL})").fetchall()
+                f" WHERE s.step_kind = 'model_call' AND ({_HAS_USAGE_SQL}){since}", params).fetchall()
         finally:
             self.con.unregister("_lost")
         return {**demoted, **{k: notes[k] for k in counting}}
 
     def _insert(self, tbl: pa.Table, keys: pa.Table) -> set[tuple[str, str]]:
-        """Insert the rows whose key is not stored yet; return the keys inserted.
-
-        A plain INSERT costs DuckDB about half what INSERT OR IGNORE does (~15 against ~28 us
-        per row of _spans, bench/run.py's workload), so it is tried first: the primary key
-        still refuses a stored key, raising ConstraintException (see `_write`). After such a
-        refusal, the next few commits skip stored keys directly (retries come in bursts)."""
+        """Insert the rows whose key is not stored yet; return the keys inserted. Only spans of
+        traces stored before are looked for (see the module's docstring)."""
+        ids = list(zip(keys.column(0).to_pylist(), keys.column(1).to_pylist()))
+        stored = self._stored_keys([k for k in ids if k[0] not in self._new])
+        if stored:
+            tbl = tbl.filter(pa.array([k not in stored for k in ids]))
         self.con.register("_batch", tbl)
         try:
-            if self._skip_plain <= 0:
-                self.con.execute(f"INSERT INTO _spans ({_INSERT_COLUMNS}) SELECT {_INSERT_COLUMNS} FROM _batch")
-                return set(zip(keys.column(0).to_pylist(), keys.column(1).to_pylist()))
-            self._skip_plain -= 1
-            return set(self.con.execute(
-                f"INSERT OR IGNORE INTO _spans ({_INSERT_COLUMNS}) SELECT {_INSERT_COLUMNS} FROM _batch"
-                " RETURNING trace_id, span_id").fetchall())
+            self.con.execute(f"INSERT INTO _spans ({_INSERT_COLUMNS}) SELECT {_INSERT_COLUMNS} FROM _batch")
         finally:
             self.con.unregister("_batch")
+        return set(ids) - stored if stored else set(ids)
+
+    def _stored_keys(self, ids: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of `ids` (keys of spans in stored traces) are in _spans."""
+        if not ids:
+            return set()
+        since, params = self._since_sql({t for t, _ in ids}, "s.received_at")
+        self.con.register("_maybe", pa.table({"trace_id": [t for t, _ in ids], "span_id": [s for _, s in ids]},
+                                             schema=_KEY_SCHEMA))
+        try:
+            return set(self.con.execute(
+                "SELECT s.trace_id, s.span_id FROM _spans s SEMI JOIN _maybe k"
+                f" ON s.trace_id = k.trace_id AND s.span_id = k.span_id WHERE true{since}", params).fetchall())
+        finally:
+            self.con.unregister("_maybe")
+
+    def _with(self, name: str, columns: dict[str, list], sql: str, params=()) -> None:
+        """Run `sql` with the lists `columns` registered as the table `name` (set-based: a
+        statement per row cost ~1 ms each, and a trace's children often arrive before it)."""
+        self.con.register(name, pa.table({c: pa.array(v, type=pa.string()) for c, v in columns.items()}))
+        try:
+            self.con.execute(sql, list(params))
+        finally:
+            self.con.unregister(name)
 
     def _record_orphans(self, rows: list[tuple[str, str, str]]) -> None:
-        self.con.executemany("INSERT OR IGNORE INTO _orphans VALUES (?, ?, ?)", rows)
+        self._with("_new_orphans", {"trace_id": [t for t, _, _ in rows], "span_id": [s for _, s, _ in rows],
+                                    "parent_span_id": [p for _, _, p in rows]},
+                   "INSERT OR IGNORE INTO _orphans SELECT DISTINCT ON (trace_id, span_id) * FROM _new_orphans")
 
     def _drop_orphans(self, adopted: list[tuple[str, str, str]]) -> None:
-        self.con.executemany("DELETE FROM _orphans WHERE trace_id = ? AND span_id = ?", [(t, s) for t, s, _ in adopted])
+        self._with("_adopted", {"trace_id": [t for t, _, _ in adopted], "span_id": [s for _, s, _ in adopted]},
+                   "DELETE FROM _orphans o USING _adopted a WHERE o.trace_id = a.trace_id AND o.span_id = a.span_id")
 
     def _record_rejected(self, rejected, now: int) -> None:
         self.con.executemany("INSERT INTO _rejected_spans VALUES (make_timestamp(?), ?, ?, ?, ?)",
@@ -427,20 +509,22 @@ class Writer:
     def _update_context(self, updates: list[dict]) -> None:
         tbl = pa.Table.from_pylist(updates, schema=_UPDATE_SCHEMA)
         sets = ", ".join(f"{c} = u.{c}" for c in schema.CONTEXT_COLUMNS)
+        since, params = self._since_sql({u["trace_id"] for u in updates}, "_spans.received_at")
         self.con.register("_updates", tbl)
         try:
             self.con.execute(f"UPDATE _spans SET {sets} FROM _updates u"
-                             " WHERE _spans.trace_id = u.trace_id AND _spans.span_id = u.span_id")
+                             f" WHERE _spans.trace_id = u.trace_id AND _spans.span_id = u.span_id{since}", params)
         finally:
             self.con.unregister("_updates")
 
     def _demote_stored(self, demoted: dict) -> None:
         sets = ", ".join(f"{c} = NULL" for c in _TOKENS + _COSTS)
-        self.con.executemany(
-            f"UPDATE _spans SET step_kind = 'workflow_action', {sets},"
-            " anomalies = to_json(list_append(coalesce(CAST(anomalies AS JSON)::VARCHAR[], []), ?))::VARCHAR"
-            " WHERE trace_id = ? AND span_id = ?",
-            [(note, t, s) for (t, s), note in demoted.items()])
+        since, params = self._since_sql({t for t, _ in demoted}, "_spans.received_at")
+        self._with("_demoted", {"trace_id": [t for t, _ in demoted], "span_id": [s for _, s in demoted],
+                                "note": list(demoted.values())},
+                   f"UPDATE _spans SET step_kind = 'workflow_action', {sets}, anomalies = to_json(list_append("
+                   "coalesce(CAST(_spans.anomalies AS JSON)::VARCHAR[], []), d.note))::VARCHAR FROM _demoted d"
+                   f" WHERE _spans.trace_id = d.trace_id AND _spans.span_id = d.span_id{since}", params)
 
     def _remember(self, entries: dict, demoted: dict) -> None:
         """Cache the chains written (`entries`; None: forget the key) and clear the usage flag
