@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench bench-full bench-lake postgres browser test-ui generate clean
+.PHONY: run test bench bench-full bench-writer bench-lake postgres browser test-ui generate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: $(STAMP)
 
 bench-full: $(STAMP)
 	$(BIN)/python bench/run.py --full
+
+# The writer alone: new traces in every export, and traces continued across exports.
+bench-writer: $(STAMP)
+	$(BIN)/python bench/writer.py
 
 # Ingest with 1, 2 and 3 receivers on one DuckLake, and query latency lake vs file (README, Scale out).
 bench-lake: $(STAMP) postgres

@@ -156,6 +156,24 @@ def test_each_span_is_stored_once_whatever_the_writer_remembers(tmp_path, monkey
     assert stored == sum(s["input_tokens"] or 0 for seed in requests for s in steps(seed))  # nothing twice
 
 
+def test_a_trace_deleted_while_its_writer_remembers_it_is_stored_and_recorded_again(tmp_path):
+    """Retention (`maintain`) can delete a trace that a writer in the same process remembers;
+    the file, not that memory, decides whether the trace is new, so when it comes back it is
+    recorded in _traces again and a later retry (by any writer) is still recognised."""
+    from alephant_otel.store.database import open_for_writing
+    from alephant_otel.store.writer import Writer
+
+    steps, _ = _bench_steps()
+    con = open_for_writing(tmp_path / "s.duckdb")
+    w = Writer(con)
+    assert w.write(steps(0)).inserted == 40
+    con.execute("DELETE FROM _spans")
+    con.execute("DELETE FROM _traces")  # as maintain's retention does for traces left empty
+    assert w.write(steps(0)).inserted == 40
+    assert Writer(con).write(steps(0)).duplicates == 40
+    assert con.execute("SELECT count(*) FROM _spans").fetchone()[0] == 40
+
+
 def test_a_schema_1_file_loses_its_key_index_and_keeps_its_spans_once(tmp_path):
     """Schema 1 kept a primary key on _spans; migrating copies the spans in the order received
     into a table without it and records their traces, so the spans already stored are still

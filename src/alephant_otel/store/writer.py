@@ -144,7 +144,8 @@ class Writer:
         # are, so none is missed; None = not known (count again). Zero skips the orphan join,
         # ~5 ms per commit. Several writers (track_incomplete) always look.
         self._orphans_pending: int | None = None
-        # trace_id -> first_received (us) of traces recently written (as many as `cache_size`)
+        # trace_id -> first_received (us) of traces recently written (as many as `cache_size`):
+        # spares reading it from _traces; whether a trace is stored is always asked of the file
         self.traces: OrderedDict[str, int] = OrderedDict()
         self._floor: int | None = None  # the latest first_received stored (None: read it)
         # during a write (see _open_traces): the batch's traces with nothing stored before it,
@@ -161,21 +162,21 @@ class Writer:
         if self._floor is None:
             self._floor = self.con.execute("SELECT epoch_us(max(first_received)) FROM _traces").fetchone()[0] or 0
         now = max(now, self._floor)
-        since = {t: self.traces[t] for t in traces if t in self.traces}
-        unknown = [t for t in traces if t not in since]
-        new: set[str] = set()
-        if unknown:
-            self.con.register("_batch_traces", pa.table({"trace_id": unknown}, schema=_TRACE_SCHEMA))
-            try:
-                new = {t for (t,) in self.con.execute(
-                    "INSERT OR IGNORE INTO _traces SELECT trace_id, make_timestamp(?) FROM _batch_traces"
-                    " RETURNING trace_id", [now]).fetchall()}
-                if len(new) < len(unknown):
-                    since.update((t, first) for t, first in self.con.execute(
-                        "SELECT t.trace_id, epoch_us(t.first_received) FROM _traces t"
-                        " SEMI JOIN _batch_traces b ON t.trace_id = b.trace_id").fetchall() if t not in new)
-            finally:
-                self.con.unregister("_batch_traces")
+        # every trace goes through _traces, remembered or not: the file, not this writer's
+        # memory, says which traces have spans (`maintain` may have deleted some meanwhile)
+        self.con.register("_batch_traces", pa.table({"trace_id": list(traces)}, schema=_TRACE_SCHEMA))
+        try:
+            new = {t for (t,) in self.con.execute(
+                "INSERT OR IGNORE INTO _traces SELECT trace_id, make_timestamp(?) FROM _batch_traces"
+                " RETURNING trace_id", [now]).fetchall()}
+            since = {t: self.traces[t] for t in traces if t not in new and t in self.traces}
+            if len(new) + len(since) < len(traces):
+                since.update((t, first) for t, first in self.con.execute(
+                    "SELECT t.trace_id, epoch_us(t.first_received) FROM _traces t"
+                    " SEMI JOIN _batch_traces b ON t.trace_id = b.trace_id").fetchall()
+                    if t not in new and t not in since)
+        finally:
+            self.con.unregister("_batch_traces")
         self._new, self._since = new, since
         return now
 

@@ -1,0 +1,81 @@
+"""The writer alone (no transport, no mapping): CPU per stored step when every export brings new
+traces, and when traces continue across exports, as they do when an agent's spans end (and are
+exported) before their run's root span.
+
+    python bench/writer.py [--writes N] [--steps-per-write N]
+
+`new`: each write holds whole traces never seen before (bench/run.py's workload).
+`split`: each write holds the children of new traces and the roots of the previous write's:
+every root arrives after its children, so each write adopts the previous write's orphans,
+re-resolves them (their run context comes from the root) and updates their rows.
+Prints the median CPU microseconds per stored step over the second half of the writes.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from alephant_otel import wire  # noqa: E402
+from alephant_otel.mapping import map_request  # noqa: E402
+from alephant_otel.pricing import price_steps  # noqa: E402
+from alephant_otel.store.database import open_for_writing  # noqa: E402
+from alephant_otel.store.writer import Writer  # noqa: E402
+from workload import make_request  # noqa: E402
+
+
+def batches(n: int, size: int, split: bool):
+    """`n` lists of about `size` mapped steps, with trace ids drawn afresh."""
+    rng = random.Random(7)
+    templates = [map_request(wire.parse(make_request(s))).steps for s in range(8)]
+    for steps in templates:
+        price_steps(steps)
+    pool = [s for t in templates for s in t]
+    held: list[dict] = []
+    for i in range(n):
+        steps = copy.deepcopy(pool[(i * size) % len(pool):][:size] or pool[:size])
+        ids: dict[str, str] = {}
+        for s in steps:
+            s["trace_id"] = ids.setdefault(s["trace_id"], "%032x" % rng.getrandbits(128))
+        if split:
+            roots = [s for s in steps if s["parent_span_id"] is None]
+            yield [s for s in steps if s["parent_span_id"] is not None] + held
+            held = roots
+        else:
+            yield steps
+
+
+def measure(n: int, size: int, split: bool) -> tuple[float, int]:
+    con = open_for_writing(Path(tempfile.mkdtemp(prefix="alephant-writer-")) / "w.duckdb")
+    con.execute("SET threads = 1")  # as `serve` runs it with one mapping worker
+    writer = Writer(con)
+    costs = []
+    for steps in batches(n, size, split):
+        c0 = time.process_time()
+        writer.write(steps)
+        costs.append((time.process_time() - c0) / len(steps) * 1e6)
+    stored = con.execute("SELECT count(*) FROM _spans").fetchone()[0]
+    con.close()
+    return statistics.median(costs[n // 2:]), stored
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--writes", type=int, default=100)
+    ap.add_argument("--steps-per-write", type=int, default=2000)
+    args = ap.parse_args()
+    for label, split in (("new traces in every write", False), ("traces continued across writes", True)):
+        us, stored = measure(args.writes, args.steps_per_write, split)
+        print(f"{label:<34} {us:6.1f} us of CPU per step (median of the last {args.writes - args.writes // 2}"
+              f" writes; {stored:,} steps stored)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
