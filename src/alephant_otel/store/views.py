@@ -184,7 +184,7 @@ SPAN_COLUMNS_DOC = {
     "resource": "Resource attributes (JSON).",
     "attributes": "Span attributes not promoted to a column of `steps` (JSON); secret headers are never kept.",
     "events": "Span events with their attributes (JSON).", "links": "Span links (JSON).",
-    "received_at": "When the receiver committed the span (UTC).",
+    "received_at": "When the receiver committed the span (UTC); never earlier than a step committed before it (the writer's clock does not go back).",
     "mapping_error": "Why the span could not be mapped, if it could not.",
 }
 
