@@ -40,7 +40,8 @@ def batches(n: int, size: int, split: bool):
     pool = [s for t in templates for s in t]
     held: list[dict] = []
     for i in range(n):
-        steps = copy.deepcopy(pool[(i * size) % len(pool):][:size] or pool[:size])
+        start = (i * size) % len(pool)
+        steps = copy.deepcopy(pool[start:start + size])
         ids: dict[str, str] = {}
         for s in steps:
             s["trace_id"] = ids.setdefault(s["trace_id"], "%032x" % rng.getrandbits(128))

@@ -190,6 +190,7 @@ class LakeWriter(Writer):
     """The Writer's decisions (inheritance, usage counted once), stored append-only."""
 
     read_relation = "_spans_live"
+    rows_relation = "_span_rows"
     orphans_relation = "_orphans_pending"
     track_incomplete = True
 
@@ -201,7 +202,7 @@ class LakeWriter(Writer):
         return retrying(lambda: self._write([dict(s) for s in uniq.values()], rejected), what="write")
 
     def _open_traces(self, traces: set[str], now: int) -> int:
-        # no `_traces` here: every span is looked for in the whole lake (_insert's anti-join)
+        # no `_traces` here: a span is looked for among all of `_span_rows` (see _stored_keys)
         self._new, self._since = frozenset(), None
         return now
 
@@ -211,22 +212,6 @@ class LakeWriter(Writer):
             self.con.execute(f"INSERT INTO {table} SELECT {columns} FROM _append")
         finally:
             self.con.unregister("_append")
-
-    def _insert(self, tbl: pa.Table, keys: pa.Table) -> set[tuple[str, str]]:
-        self.con.register("_keys", keys)
-        try:
-            stored = set(self.con.execute(
-                "SELECT DISTINCT r.trace_id, r.span_id FROM _span_rows r"
-                " SEMI JOIN _keys k ON r.trace_id = k.trace_id AND r.span_id = k.span_id").fetchall())
-        finally:
-            self.con.unregister("_keys")
-        ids = zip(tbl.column("trace_id").to_pylist(), tbl.column("span_id").to_pylist())
-        mask = [k not in stored for k in ids]
-        new = tbl.filter(pa.array(mask)) if stored else tbl
-        if new.num_rows:
-            self._append("_span_rows", new)
-        return {k for k, keep in zip(zip(tbl.column("trace_id").to_pylist(), tbl.column("span_id").to_pylist()), mask)
-                if keep}
 
     def _now(self):
         return int(time.time() * 1_000_000)

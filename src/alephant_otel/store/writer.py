@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
@@ -42,9 +43,28 @@ _COSTS = ("model_cost", "computed_cost", "provided_cost", "provided_cost_source"
 _HAS_USAGE_SQL = " OR ".join(f"{t} IS NOT NULL" for t in _TOKENS)
 _UPDATE_SCHEMA = pa.schema([("trace_id", pa.string()), ("span_id", pa.string())]
                            + [(c, pa.string()) for c in schema.CONTEXT_COLUMNS])
-_KEY_SCHEMA = pa.schema([("trace_id", pa.string()), ("span_id", pa.string())])
 _INSERT_COLUMNS = ", ".join(schema.SPAN_COLUMN_NAMES)
-_TRACE_SCHEMA = pa.schema([("trace_id", pa.string())])
+
+
+@contextmanager
+def registered(con, name: str, table: pa.Table):
+    """`table` readable by `con`'s SQL as `name` inside the block: statements take a batch's
+    rows as one table (a statement per row cost ~3 ms each)."""
+    con.register(name, table)
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
+def _strings(**columns: list) -> pa.Table:
+    return pa.table({c: pa.array(v, type=pa.string()) for c, v in columns.items()})
+
+
+def _keys(pairs) -> pa.Table:
+    """(trace_id, span_id) pairs as a table of those two columns."""
+    pairs = list(pairs)
+    return _strings(trace_id=[t for t, _ in pairs], span_id=[s for _, s in pairs])
 
 
 @dataclass
@@ -125,6 +145,7 @@ class Writer:
     writer (lake.py) can store the same decisions append-only."""
 
     read_relation = "_spans"  # where stored spans are read from (with their current state)
+    rows_relation = "_spans"  # where span rows are inserted, and looked for when retried
     orphans_relation = "_orphans"  # the orphans still waiting for their parent
     # False: only spans whose parent is missing are orphans (one writer resolves their subtree).
     # True: every span whose chain of ancestors reaches a missing span is recorded (with that
@@ -164,8 +185,7 @@ class Writer:
         now = max(now, self._floor)
         # every trace goes through _traces, remembered or not: the file, not this writer's
         # memory, says which traces have spans (`maintain` may have deleted some meanwhile)
-        self.con.register("_batch_traces", pa.table({"trace_id": list(traces)}, schema=_TRACE_SCHEMA))
-        try:
+        with registered(self.con, "_batch_traces", _strings(trace_id=list(traces))):
             new = {t for (t,) in self.con.execute(
                 "INSERT OR IGNORE INTO _traces SELECT trace_id, make_timestamp(?) FROM _batch_traces"
                 " RETURNING trace_id", [now]).fetchall()}
@@ -175,8 +195,6 @@ class Writer:
                     "SELECT t.trace_id, epoch_us(t.first_received) FROM _traces t"
                     " SEMI JOIN _batch_traces b ON t.trace_id = b.trace_id").fetchall()
                     if t not in new and t not in since)
-        finally:
-            self.con.unregister("_batch_traces")
         self._new, self._since = new, since
         return now
 
@@ -214,14 +232,11 @@ class Writer:
         if not traces:
             return out
         since, params = self._since_sql(traces, "s.received_at")
-        self.con.register("_load_traces", pa.table({"trace_id": traces}, schema=_TRACE_SCHEMA))
-        try:
+        with registered(self.con, "_load_traces", _strings(trace_id=traces)):
             rows = self.con.execute(
                 "SELECT s.trace_id, s.span_id, s.parent_span_id, s.context_tiers,"
                 f" s.step_kind = 'model_call' AND ({_HAS_USAGE_SQL}) FROM {self.read_relation} s"
                 f" SEMI JOIN _load_traces t ON s.trace_id = t.trace_id WHERE true{since}", params).fetchall()
-        finally:
-            self.con.unregister("_load_traces")
         for t, s, p, tiers, usage in rows:
             out[t][s] = (p, orjson.loads(tiers) if tiers else _EMPTY_TIERS, bool(usage))
         return out
@@ -235,13 +250,10 @@ class Writer:
 
     def _adopted_orphans(self, keys: pa.Table) -> list[tuple[str, str, str]]:
         """Stored orphans whose (missing) parent is among the incoming spans."""
-        self.con.register("_incoming", keys)
-        try:
+        with registered(self.con, "_incoming", keys):
             return self.con.execute(
                 f"SELECT DISTINCT o.trace_id, o.span_id, o.parent_span_id FROM {self.orphans_relation} o JOIN _incoming i"
                 " ON o.trace_id = i.trace_id AND o.parent_span_id = i.span_id").fetchall()
-        finally:
-            self.con.unregister("_incoming")
 
     def _resolve(self, steps: list[dict], keys: pa.Table):
         """Fill resolved context columns of `steps` and demote repeated usage; return (context
@@ -391,18 +403,18 @@ class Writer:
         return self._write(list(uniq.values()), rejected)
 
     def _write(self, steps: list[dict], rejected) -> WriteResult:
-        keys = pa.table({"trace_id": [s["trace_id"] for s in steps], "span_id": [s["span_id"] for s in steps]},
-                        schema=_KEY_SCHEMA)
+        ids = [(s["trace_id"], s["span_id"]) for s in steps]
+        keys = _keys(ids)
         con = self.con
         con.execute("BEGIN")
         now = None
         try:
-            now = self._open_traces(set(keys.column(0).to_pylist()), int(time.time() * 1_000_000))
+            now = self._open_traces({t for t, _ in ids}, int(time.time() * 1_000_000))
             updates, demoted, orphans, adopted, entries, notes = self._resolve(steps, keys)
             for s in steps:
                 s["context_tiers"] = _dumps(s["tiers"]) if any(s["tiers"]) else None
                 s["received_at"] = now
-            inserted_set = self._insert(_arrow(steps), keys)
+            inserted_set = self._insert(_arrow(steps), ids)
             if len(inserted_set) < len(steps):
                 demoted = self._skip_duplicates(steps, inserted_set, demoted, notes, entries)
             if updates:
@@ -446,63 +458,44 @@ class Writer:
         if not lost:
             return demoted
         since, params = self._since_sql({t for t, _ in lost}, "s.received_at")
-        self.con.register("_lost", pa.table({"trace_id": [t for t, _ in lost], "span_id": [s for _, s in lost]},
-                                            schema=_KEY_SCHEMA))
-        try:
+        with registered(self.con, "_lost", _keys(lost)):
             counting = self.con.execute(
                 f"SELECT DISTINCT s.trace_id, s.span_id FROM {self.read_relation} s SEMI JOIN _lost k"
                 f" ON s.trace_id = k.trace_id AND s.span_id = k.span_id"
                 f" WHERE s.step_kind = 'model_call' AND ({_HAS_USAGE_SQL}){since}", params).fetchall()
-        finally:
-            self.con.unregister("_lost")
         return {**demoted, **{k: notes[k] for k in counting}}
 
-    def _insert(self, tbl: pa.Table, keys: pa.Table) -> set[tuple[str, str]]:
-        """Insert the rows whose key is not stored yet; return the keys inserted. Only spans of
-        traces stored before are looked for (see the module's docstring)."""
-        ids = list(zip(keys.column(0).to_pylist(), keys.column(1).to_pylist()))
+    def _insert(self, tbl: pa.Table, ids: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Insert the rows (keys `ids`, in order) whose key is not stored yet; return the keys
+        inserted. Only spans of traces stored before are looked for (see the module's docstring)."""
         stored = self._stored_keys([k for k in ids if k[0] not in self._new])
         if stored:
             tbl = tbl.filter(pa.array([k not in stored for k in ids]))
-        self.con.register("_batch", tbl)
-        try:
-            self.con.execute(f"INSERT INTO _spans ({_INSERT_COLUMNS}) SELECT {_INSERT_COLUMNS} FROM _batch")
-        finally:
-            self.con.unregister("_batch")
-        return set(ids) - stored if stored else set(ids)
+        if tbl.num_rows:
+            with registered(self.con, "_batch", tbl):
+                self.con.execute(f"INSERT INTO {self.rows_relation} ({_INSERT_COLUMNS}) SELECT {_INSERT_COLUMNS} FROM _batch")
+        return set(ids) - stored
 
     def _stored_keys(self, ids: list[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of `ids` (keys of spans in stored traces) are in _spans."""
+        """Which of `ids` are stored in `rows_relation`."""
         if not ids:
             return set()
         since, params = self._since_sql({t for t, _ in ids}, "s.received_at")
-        self.con.register("_maybe", pa.table({"trace_id": [t for t, _ in ids], "span_id": [s for _, s in ids]},
-                                             schema=_KEY_SCHEMA))
-        try:
+        with registered(self.con, "_maybe", _keys(ids)):
             return set(self.con.execute(
-                "SELECT s.trace_id, s.span_id FROM _spans s SEMI JOIN _maybe k"
+                f"SELECT s.trace_id, s.span_id FROM {self.rows_relation} s SEMI JOIN _maybe k"
                 f" ON s.trace_id = k.trace_id AND s.span_id = k.span_id WHERE true{since}", params).fetchall())
-        finally:
-            self.con.unregister("_maybe")
-
-    def _with(self, name: str, columns: dict[str, list], sql: str, params=()) -> None:
-        """Run `sql` with the lists `columns` registered as the table `name` (set-based: a
-        statement per row cost ~3 ms each, and all of a trace's children are orphans when they
-        are exported before it, which is the usual order; see bench/writer.py)."""
-        self.con.register(name, pa.table({c: pa.array(v, type=pa.string()) for c, v in columns.items()}))
-        try:
-            self.con.execute(sql, list(params))
-        finally:
-            self.con.unregister(name)
 
     def _record_orphans(self, rows: list[tuple[str, str, str]]) -> None:
-        self._with("_new_orphans", {"trace_id": [t for t, _, _ in rows], "span_id": [s for _, s, _ in rows],
-                                    "parent_span_id": [p for _, _, p in rows]},
-                   "INSERT OR IGNORE INTO _orphans SELECT DISTINCT ON (trace_id, span_id) * FROM _new_orphans")
+        orphans = _strings(trace_id=[t for t, _, _ in rows], span_id=[s for _, s, _ in rows],
+                           parent_span_id=[p for _, _, p in rows])
+        with registered(self.con, "_new_orphans", orphans):
+            self.con.execute("INSERT OR IGNORE INTO _orphans SELECT DISTINCT ON (trace_id, span_id) * FROM _new_orphans")
 
     def _drop_orphans(self, adopted: list[tuple[str, str, str]]) -> None:
-        self._with("_adopted", {"trace_id": [t for t, _, _ in adopted], "span_id": [s for _, s, _ in adopted]},
-                   "DELETE FROM _orphans o USING _adopted a WHERE o.trace_id = a.trace_id AND o.span_id = a.span_id")
+        with registered(self.con, "_adopted", _keys((t, s) for t, s, _ in adopted)):
+            self.con.execute("DELETE FROM _orphans o USING _adopted a"
+                             " WHERE o.trace_id = a.trace_id AND o.span_id = a.span_id")
 
     def _record_rejected(self, rejected, now: int) -> None:
         self.con.executemany("INSERT INTO _rejected_spans VALUES (make_timestamp(?), ?, ?, ?, ?)",
@@ -512,21 +505,19 @@ class Writer:
         tbl = pa.Table.from_pylist(updates, schema=_UPDATE_SCHEMA)
         sets = ", ".join(f"{c} = u.{c}" for c in schema.CONTEXT_COLUMNS)
         since, params = self._since_sql({u["trace_id"] for u in updates}, "_spans.received_at")
-        self.con.register("_updates", tbl)
-        try:
+        with registered(self.con, "_updates", tbl):
             self.con.execute(f"UPDATE _spans SET {sets} FROM _updates u"
                              f" WHERE _spans.trace_id = u.trace_id AND _spans.span_id = u.span_id{since}", params)
-        finally:
-            self.con.unregister("_updates")
 
     def _demote_stored(self, demoted: dict) -> None:
         sets = ", ".join(f"{c} = NULL" for c in _TOKENS + _COSTS)
         since, params = self._since_sql({t for t, _ in demoted}, "_spans.received_at")
-        self._with("_demoted", {"trace_id": [t for t, _ in demoted], "span_id": [s for _, s in demoted],
-                                "note": list(demoted.values())},
-                   f"UPDATE _spans SET step_kind = 'workflow_action', {sets}, anomalies = to_json(list_append("
-                   "coalesce(CAST(_spans.anomalies AS JSON)::VARCHAR[], []), d.note))::VARCHAR FROM _demoted d"
-                   f" WHERE _spans.trace_id = d.trace_id AND _spans.span_id = d.span_id{since}", params)
+        rows = _strings(trace_id=[t for t, _ in demoted], span_id=[s for _, s in demoted], note=list(demoted.values()))
+        with registered(self.con, "_demoted", rows):
+            self.con.execute(
+                f"UPDATE _spans SET step_kind = 'workflow_action', {sets}, anomalies = to_json(list_append("
+                "coalesce(CAST(_spans.anomalies AS JSON)::VARCHAR[], []), d.note))::VARCHAR FROM _demoted d"
+                f" WHERE _spans.trace_id = d.trace_id AND _spans.span_id = d.span_id{since}", params)
 
     def _remember(self, entries: dict, demoted: dict) -> None:
         """Cache the chains written (`entries`; None: forget the key) and clear the usage flag
