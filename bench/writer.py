@@ -8,6 +8,9 @@ exported) before their run's root span.
 `split`: each write holds the children of new traces and the roots of the previous write's:
 every root arrives after its children, so each write adopts the previous write's orphans,
 re-resolves them (their run context comes from the root) and updates their rows.
+Each case runs twice: with plain steps (`Writer.write(steps)`, the library's path) and with the
+steps prepared as `serve`'s mapping workers prepare them (`store/rows.py`: whole traces resolved
+and turned into Arrow before the writer; that CPU is the worker's and is printed apart).
 Prints the median CPU microseconds per stored step over the second half of the writes.
 """
 from __future__ import annotations
@@ -27,6 +30,7 @@ from alephant_otel import wire  # noqa: E402
 from alephant_otel.mapping import map_request  # noqa: E402
 from alephant_otel.pricing import price_steps  # noqa: E402
 from alephant_otel.store.database import open_for_writing  # noqa: E402
+from alephant_otel.store.rows import prepare  # noqa: E402
 from alephant_otel.store.writer import Writer  # noqa: E402
 from workload import make_request  # noqa: E402
 
@@ -53,18 +57,23 @@ def batches(n: int, size: int, split: bool):
             yield steps
 
 
-def measure(n: int, size: int, split: bool) -> tuple[float, int]:
+def measure(n: int, size: int, split: bool, prepared: bool) -> tuple[float, float, int]:
+    """(writer CPU us per step, preparing CPU us per step, steps stored): medians of the last
+    half of `n` writes."""
     con = open_for_writing(Path(tempfile.mkdtemp(prefix="alephant-writer-")) / "w.duckdb")
-    con.execute("SET threads = 1")  # as `serve` runs it with one mapping worker
+    con.execute("SET threads = 1")  # as `serve` runs it with its default workers on 2 cores
     writer = Writer(con)
-    costs = []
+    costs, prep = [], []
     for steps in batches(n, size, split):
         c0 = time.process_time()
-        writer.write(steps)
-        costs.append((time.process_time() - c0) / len(steps) * 1e6)
+        ready, rest = prepare(steps) if prepared else (None, steps)
+        c1 = time.process_time()
+        writer.write(rest, (), [ready])
+        costs.append((time.process_time() - c1) / len(steps) * 1e6)
+        prep.append((c1 - c0) / len(steps) * 1e6)
     stored = con.execute("SELECT count(*) FROM _spans").fetchone()[0]
     con.close()
-    return statistics.median(costs[n // 2:]), stored
+    return statistics.median(costs[n // 2:]), statistics.median(prep[n // 2:]), stored
 
 
 def main() -> None:
@@ -73,9 +82,11 @@ def main() -> None:
     ap.add_argument("--steps-per-write", type=int, default=2000)
     args = ap.parse_args()
     for label, split in (("new traces in every write", False), ("traces continued across writes", True)):
-        us, stored = measure(args.writes, args.steps_per_write, split)
-        print(f"{label:<34} {us:6.1f} us of CPU per step (median of the last {args.writes - args.writes // 2}"
-              f" writes; {stored:,} steps stored)", flush=True)
+        for prepared in (False, True):
+            us, prep, stored = measure(args.writes, args.steps_per_write, split, prepared)
+            how = f"prepared ({prep:4.1f} us in the worker)" if prepared else "as steps"
+            print(f"{label:<31} {how:<33} writer: {us:6.1f} us of CPU per step (median of the last"
+                  f" {args.writes - args.writes // 2} writes; {stored:,} steps stored)", flush=True)
 
 
 if __name__ == "__main__":

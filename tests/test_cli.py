@@ -100,11 +100,12 @@ def test_every_command_has_help_with_an_example():
 def test_serve_default_sizes():
     from alephant_otel.cli.serve import default_sizes
 
-    assert default_sizes(2, None, None) == (1, 1)  # this machine: one mapper, one DuckDB thread
+    assert default_sizes(2, None, None) == (2, 1)  # this machine: two mappers, one DuckDB thread
     assert default_sizes(8, None, None) == (7, 1)
     assert default_sizes(8, 2, None) == (2, 6)  # DuckDB gets the cores the workers leave
     assert default_sizes(8, 0, None) == (0, 8)
     assert default_sizes(1, None, None) == (1, 1)
+    assert default_sizes(3, None, None) == (2, 1)
     assert default_sizes(8, None, 4) == (7, 4)  # as given
 
 

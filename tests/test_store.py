@@ -428,6 +428,13 @@ def _random_traces(seed: int) -> tuple[list[dict], list[list[dict]]]:
     return steps, batches
 
 
+def _stored(con) -> tuple:
+    """What a store holds: rows (without received_at), rows without anomalies, orphans, demotions."""
+    return (con.execute("SELECT * EXCLUDE (received_at) FROM _spans ORDER BY trace_id, span_id").fetchall(),
+            con.execute("SELECT * EXCLUDE (received_at, anomalies) FROM _spans ORDER BY trace_id, span_id").fetchall(),
+            con.execute("SELECT * FROM _orphans ORDER BY ALL").fetchall(), _demotions(con))
+
+
 # (2, 3, 4: seeds that the cache-dependent writer failed; 3, 21, 38: seeds where a retried
 # orphan kept the context it had before its parent came)
 @pytest.mark.parametrize("seed", [2, 3, 4, 21, 38])
@@ -447,9 +454,7 @@ def test_stored_rows_do_not_depend_on_the_cache_and_usage_is_counted_once(tmp_pa
         w = Writer(con, cache_size=cache_size)
         for b in writes:
             w.write([dict(s) for s in b])
-        tables.append((con.execute("SELECT * EXCLUDE (received_at) FROM _spans ORDER BY trace_id, span_id").fetchall(),
-                       con.execute("SELECT * EXCLUDE (received_at, anomalies) FROM _spans ORDER BY trace_id, span_id")
-                       .fetchall(), con.execute("SELECT * FROM _orphans ORDER BY ALL").fetchall(), _demotions(con)))
+        tables.append(_stored(con))
         con.close()
     assert tables[0] == tables[1]
     assert tables[0][1:] == tables[2][1:]  # the reference: each span once, in one write
@@ -467,3 +472,58 @@ def test_stored_rows_do_not_depend_on_the_cache_and_usage_is_counted_once(tmp_pa
     assert {k for k, (kind, _, notes) in got.items() if notes} == repeated
     assert all(got[k] == ("workflow_action", None, 1) for k in repeated)
     assert all(got[k][0] == "model_call" for k in usage - repeated)
+
+
+# (10, 43: seeds where the demotion notes named another child before the walks went in key order)
+@pytest.mark.parametrize("seed", [2, 3, 10, 21, 43])
+@pytest.mark.parametrize("per_write", [1, 2, 4])
+def test_rows_prepared_in_the_worker_are_stored_as_the_writer_would_store_the_steps(tmp_path, seed, per_write):
+    """rows.prepare resolves and demotes the traces a request holds whole, before the writer
+    (in the mapping worker). Whatever the writer then does with them (inserts them as they are
+    when their trace is new; otherwise, a retry, a trace continued from an earlier write or
+    in another request of the same write, resolves them again as steps) the store holds what
+    writing the plain steps gives, with the same counts."""
+    from alephant_otel.store.database import open_for_writing
+    from alephant_otel.store.rows import prepare
+    from alephant_otel.store.writer import Writer
+
+    _, batches = _random_traces(seed)
+    writes = [batches[i:i + per_write] for i in range(0, len(batches), per_write)]
+    results, tables, fast = [], [], 0
+    for prepared in (False, True):
+        con = open_for_writing(tmp_path / f"p{prepared}.duckdb")
+        w = Writer(con)
+        counts = []
+        for group in writes:
+            if prepared:
+                pieces = [prepare([dict(s) for s in b]) for b in group]
+                fast += sum(len(r) for r, _ in pieces if r is not None)
+                r = w.write([s for _, rest in pieces for s in rest], (), [r for r, _ in pieces])
+            else:
+                r = w.write([dict(s) for b in group for s in b])
+            counts.append((r.inserted, r.duplicates, sorted(r.inserted_keys)))
+        results.append(counts)
+        tables.append(_stored(con))
+        con.close()
+    assert fast > 0  # some rows did come ready
+    assert results[0] == results[1]
+    assert tables[0] == tables[1]
+
+
+def test_prepare_keeps_as_steps_the_traces_a_request_holds_in_part():
+    """A trace is ready only when the request holds all of it that it names: every parent,
+    each span once, and no span the mapper failed on."""
+    from alephant_otel.store.rows import prepare
+
+    whole = [_llm("a", None), _llm("b", "a"), _llm("c", "b")]
+    part = [_llm("x", "gone", trace="t2")]
+    twice = [_llm("y", None, trace="t3"), _llm("y", None, trace="t3")]
+    failed = [{**_llm("z", None, trace="t4"), "mapping_error": "boom"}]
+    ready, rest = prepare(whole + part + twice + failed)
+    assert ready.traces == ["t1"] and len(ready) == 3
+    assert [s["trace_id"] for s in rest] == ["t2", "t3", "t3", "t4"]
+    rows = {r["span_id"]: r for r in ready.table.to_pylist()}
+    # resolved (no run id anywhere: the trace's) and demoted (c repeats b's usage, b a's)
+    assert {r["run_id"] for r in rows.values()} == {"t1"}
+    assert [rows[s]["step_kind"] for s in "abc"] == ["workflow_action", "workflow_action", "model_call"]
+    assert rows["a"]["received_at"] is None  # the writer stamps it

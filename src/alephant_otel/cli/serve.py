@@ -16,10 +16,12 @@ from .options import data_path_option, db_option
 
 def default_sizes(cores: int, workers: int | None, duckdb_threads: int | None) -> tuple[int, int]:
     """(mapping worker processes, DuckDB threads), each as given or by default: the workers take
-    all cores but one (at least 1), DuckDB the cores they leave (at least 1). Under load every
-    core is busy mapping or writing, and a second DuckDB thread made each commit of a few
-    thousand rows ~25% dearer in CPU and no faster (README, Performance)."""
-    workers = max(1, cores - 1) if workers is None else workers
+    all cores but one, and two on a 2-core machine (one on one core); DuckDB the cores they
+    leave (at least 1). The workers do ~2/3 of the CPU work per span (they also resolve whole
+    traces, see store/rows.py): one worker on two cores left ~40% of a core idle. Under load
+    every core is busy mapping or writing, and a second DuckDB thread made each commit of a
+    few thousand rows ~25% dearer in CPU and no faster (README, Performance)."""
+    workers = max(1, min(cores, 2), cores - 1) if workers is None else workers
     return workers, max(1, cores - workers) if duckdb_threads is None else duckdb_threads
 
 
@@ -39,11 +41,11 @@ def default_sizes(cores: int, workers: int | None, duckdb_threads: int | None) -
               envvar="ALEPHANT_MAX_QUEUED_SPANS",
               help="Spans waiting to be written before exports are refused with a retry signal (bounds memory).")
 @click.option("--workers", type=click.IntRange(0, 64), default=None, envvar="ALEPHANT_WORKERS",
-              help="Processes that decode, map and price requests (default: cores - 1, at least 1; "
+              help="Processes that decode, map and price requests (default: cores - 1, and 2 on 2 cores; "
                    "0 maps in the receiving threads) (env ALEPHANT_WORKERS).")
 @click.option("--duckdb-threads", type=click.IntRange(1, 256), default=None, envvar="ALEPHANT_DUCKDB_THREADS",
               help="Threads DuckDB may use for writes and in-server queries (default: the cores the mapping "
-                   "workers leave, at least 1: 1 with the default workers). More threads make commits of a few "
+                   "workers leave, at least 1: 1 with the default workers up to 2 cores). More threads make commits of a few "
                    "thousand rows dearer, not faster; raise it for heavy queries through the server "
                    "(env ALEPHANT_DUCKDB_THREADS).")
 @click.option("--require-auth", is_flag=True, envvar="ALEPHANT_REQUIRE_AUTH",

@@ -39,6 +39,14 @@ class MappedBatch:
     steps: list[dict] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     unmapped: int = 0
+    # rows resolved before the writer (store.rows.ReadyRows, see store/rows.py prepare), which
+    # `steps` no longer holds; None when there are none
+    ready: Any = None
+
+    @property
+    def size(self) -> int:
+        """Steps to write: in `steps` and in `ready`."""
+        return len(self.steps) + (len(self.ready) if self.ready is not None else 0)
 
     @property
     def rejected_count(self) -> int:
@@ -65,7 +73,7 @@ class MappedBatch:
             positions.append(i)
             rows.append(tuple(s.values()))
         return {"shapes": [(keys, rows, positions) for keys, (positions, rows) in shapes.items()],
-                "rejected": self.rejected, "unmapped": self.unmapped}
+                "rejected": self.rejected, "unmapped": self.unmapped, "ready": self.ready}
 
     def __setstate__(self, state):
         steps: list = [None] * sum(len(pos) for _, _, pos in state["shapes"])
@@ -78,6 +86,7 @@ class MappedBatch:
         self.steps = steps
         self.rejected = state["rejected"]
         self.unmapped = state["unmapped"]
+        self.ready = state["ready"]
 
 
 def _same(message):

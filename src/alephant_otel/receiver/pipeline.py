@@ -20,6 +20,7 @@ from .. import wire
 from ..otlp import decode_json
 from ..pricing import price_steps
 from ..store import Store, WriteResult
+from ..store.rows import prepare
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class Pipeline:
     def map(self, request, metadata=None, attribution=None) -> MappedBatch:
         batch = map_request(request, metadata, self.rules, attribution, self.store_content)
         price_steps(batch.steps, self.cost_preference, self.prices)
+        batch.ready, batch.steps = prepare(batch.steps)
         return batch
 
     def export(self, data: bytes, metadata=None, codec: str = "protobuf", attribution=None,
@@ -175,7 +177,7 @@ class Pipeline:
                 self._run_job(*item)
                 continue
             group = [item]
-            spans = len(item[0].steps)
+            spans = item[0].size
             stop = False
             while spans < self.max_group_spans:
                 try:
@@ -192,7 +194,7 @@ class Pipeline:
                     self._run_job(*nxt)
                     continue
                 group.append(nxt)
-                spans += len(nxt[0].steps)
+                spans += nxt[0].size
             if group:
                 self._commit(group)
             if stop:
@@ -208,7 +210,7 @@ class Pipeline:
         try:
             steps = [s for b, _ in group for s in b.steps]
             rejected = [r for b, _ in group for r in b.rejected]
-            result = self.store.write(steps, rejected)
+            result = self.store.write(steps, rejected, [b.ready for b, _ in group])
         except Exception:
             if len(group) > 1:  # isolate the batch that fails; the others still commit
                 for item in group:
@@ -219,13 +221,14 @@ class Pipeline:
             return
         # Every step inserted (none stored before, no key twice in the group, the usual case):
         # each batch inserted all its keys. Otherwise a key counts for the first batch with it.
-        all_new = result.inserted == len(steps)
+        if result.inserted == sum(b.size for b, _ in group):
+            for b, fut in group:
+                fut.set_result(WriteResult(b.size, 0, 0))
+            return
+        inserted = result.inserted_keys
         claimed: set = set()
         for b, fut in group:
-            keys = {(s["trace_id"], s["span_id"]) for s in b.steps}
-            if all_new:
-                mine = keys
-            else:
-                mine = (keys & result.inserted_keys) - claimed
-                claimed |= mine
+            keys = {(s["trace_id"], s["span_id"]) for s in b.steps} | (b.ready.keys() if b.ready is not None else set())
+            mine = (keys & inserted) - claimed
+            claimed |= mine
             fut.set_result(WriteResult(len(mine), len(keys) - len(mine), 0, mine))

@@ -16,6 +16,7 @@ from ..mapping import MappedBatch, map_request
 from .. import wire
 from ..otlp import decode_json
 from ..pricing import price_steps
+from ..store.rows import prepare
 from . import gc_tuning
 
 _OPTIONS: dict = {}
@@ -35,10 +36,11 @@ def _exit_with_receiver(receiver_pid: int) -> None:
 
 
 def map_bytes(data: bytes, codec: str, metadata, attribution) -> MappedBatch:
-    """Decode, map and price one export request (runs in a worker process)."""
+    """Decode, map, price and prepare one export request (runs in a worker process)."""
     request = decode_json(data) if codec == "json" else wire.parse(data)
     batch = map_request(request, metadata, _OPTIONS.get("rules"), attribution, _OPTIONS.get("store_content", False))
     price_steps(batch.steps, _OPTIONS.get("cost_preference", "provided"), _OPTIONS.get("prices"))
+    batch.ready, batch.steps = prepare(batch.steps)  # sent as Arrow: the writer only inserts them
     return batch
 
 

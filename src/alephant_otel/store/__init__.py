@@ -6,116 +6,19 @@ API and the same public views.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
 
-import pyarrow as pa
-
-from .backends import StoreSpec, parse_spec
-from .database import is_lock_error, open_for_reading, open_for_writing
-from .writer import WriteResult, Writer
-
-
-class Store:
-    """A store opened for writing. A DuckDB file has one writer (one process); a DuckLake has
-    any number of them. Reads go through `query`, which uses its own cursor so it never waits
-    for, or blocks, the writer."""
-
-    local = True  # a DuckDB file on this machine (a running server can be found beside it)
-
-    def __new__(cls, path: str | Path, *args, **kwargs):
-        if cls is Store and parse_spec(str(path)).is_lake:
-            return super().__new__(LakeStore)
-        return super().__new__(cls)
-
-    def __init__(self, path: str | Path, data_path: str | None = None):
-        self.spec: StoreSpec = parse_spec(str(path))
-        self.path = self.spec.path
-        self.con = open_for_writing(self.path)
-        self.writer = Writer(self.con)
-
-    def write(self, steps: list[dict], rejected=()) -> WriteResult:
-        return self.writer.write(steps, rejected)
-
-    def set_threads(self, n: int) -> None:
-        """Threads DuckDB may use, for the writer and every query on this store's cursors.
-        Commits of a few thousand rows gain nothing from a second thread and cost more CPU
-        (README, Performance)."""
-        self.con.execute(f"SET threads = {int(n)}")
-
-    def reprice(self, prices, prefer: str = "provided", since=None, until=None) -> int:
-        """Recompute computed costs in [since, until) with `prices` (see store/reprice.py)."""
-        from .reprice import reprice
-        return reprice(self.con, prices, prefer, since, until)
-
-    def query(self, sql: str, params=None) -> pa.Table:
-        cur = self._cursor()
-        try:
-            return cur.execute(sql, params or []).to_arrow_table()
-        finally:
-            cur.close()
-
-    def _cursor(self):
-        return self.con.cursor()
-
-    def start_background(self, on_tick=None, interval: float | None = None) -> None:
-        """Periodic work while serving (a DuckDB file has none; see LakeStore)."""
-
-    def close(self) -> None:
-        self.con.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+# Names are imported on first use: the mapping workers use rows.py and schema.py without
+# loading DuckDB (~35 MB per process).
+_WHERE = {"Store": "stores", "LakeStore": "stores", "WriteResult": "writer", "open_for_reading": "database",
+          "open_for_writing": "database", "is_lock_error": "database", "parse_spec": "backends"}
 
 
-class LakeStore(Store):
-    """A DuckLake opened for writing by one of several receivers (see lake.py). While serving,
-    a background thread adopts orphans whose missing ancestor another receiver stored."""
-
-    local = False
-    adopt_interval = 2.0  # seconds between adoption passes while serving
-
-    def __init__(self, path: str | Path, data_path: str | None = None):
-        from . import lake
-
-        self.spec = parse_spec(str(path))
-        self.path = self.spec.display
-        self.con = lake.open_for_writing(self.spec, data_path)
-        self.writer = lake.LakeWriter(self.con)
-        self._background = None
-
-    def _cursor(self):
-        from .backends import LAKE_ALIAS
-
-        cur = self.con.cursor()
-        cur.execute(f"USE {LAKE_ALIAS}")
-        return cur
-
-    def reprice(self, prices, prefer: str = "provided", since=None, until=None) -> int:
-        from .lake import retrying
-        from .reprice import reprice
-        return retrying(lambda: reprice(self.con, prices, prefer, since, until, table="_span_rows"), what="reprice")
-
-    def adopt(self) -> int:
-        """One adoption pass now (see adopt.py); returns how many spans were re-resolved."""
-        from .adopt import adopt
-        return adopt(self.writer)
-
-    def start_background(self, on_tick=None, interval: float | None = None) -> None:
-        from .lake import Background
-
-        if self._background is None:
-            self._background = Background(self._cursor(), interval or self.adopt_interval, on_tick)
-            self._background.start()
-
-    def close(self) -> None:
-        if self._background is not None:
-            self._background.stop()
-            self._background = None
-        self.con.close()
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
-__all__ = ["Store", "LakeStore", "WriteResult", "open_for_reading", "open_for_writing", "is_lock_error",
-           "parse_spec"]
+__all__ = list(_WHERE)

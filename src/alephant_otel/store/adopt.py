@@ -18,7 +18,8 @@ import pyarrow as pa
 from .. import inherit
 from .database import in_transaction
 from .lake import LakeWriter, retrying
-from .writer import _resolved_columns, missing_ancestor
+from .rows import resolved_columns
+from .writer import missing_ancestor
 
 _READY = ("SELECT DISTINCT o.trace_id FROM _orphans_pending o SEMI JOIN _span_rows s"
           " ON s.trace_id = o.trace_id AND s.span_id = o.parent_span_id LIMIT ?")
@@ -66,7 +67,7 @@ def _adopt(writer: LakeWriter, max_traces: int) -> tuple[int, bool]:
         chains = inherit.chains_for_trace(nodes, {})
         miss = missing_ancestor(sid, nodes, {})
         fixes[(t, sid)] = {"trace_id": t, "span_id": sid, "_missing": miss,
-                           **_resolved_columns(chains[sid], t, nodes[sid][1])}
+                           **resolved_columns(chains[sid], t, nodes[sid][1])}
         if miss is not None:
             again.append((t, sid, miss))
     demoted, _, _ = writer._demote_repeated_usage([], stored)

@@ -32,7 +32,8 @@ from ..errors import StoreError
 from . import schema, views
 from .backends import LAKE_ALIAS, StoreSpec, attach_lake
 from .database import check_version
-from .writer import _COSTS, _TOKENS, WriteResult, Writer
+from .rows import COSTS, TOKENS
+from .writer import WriteResult, Writer
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ TABLES = [
     " reason VARCHAR, span BLOB)",
 ]
 
-_DEMOTED = [*_TOKENS, *_COSTS]
+_DEMOTED = [*TOKENS, *COSTS]
 # the spans with their fixes applied (one scan of _span_fixes): the latest complete context fix
 # wins, else the latest; any demotion demotes. `_rowid` (DuckLake's stable row id) breaks ties.
 SPANS_LIVE_SQL = (
@@ -194,12 +195,14 @@ class LakeWriter(Writer):
     orphans_relation = "_orphans_pending"
     track_incomplete = True
 
-    def write(self, steps: list[dict], rejected=()) -> WriteResult:
+    def write(self, steps: list[dict], rejected=(), ready=()) -> WriteResult:
+        # no `_traces` says which traces are new here: ready rows are written as steps
+        steps = [*steps, *(s for r in ready if r is not None for s in r.split(r.traces)[1])]
         uniq: dict[tuple[str, str], dict] = {}
         for s in steps:
             uniq.setdefault((s["trace_id"], s["span_id"]), s)
         # each attempt works on copies: a retry starts again from what the lake holds then
-        return retrying(lambda: self._write([dict(s) for s in uniq.values()], rejected), what="write")
+        return retrying(lambda: self._write([dict(s) for s in uniq.values()], rejected, []), what="write")
 
     def _open_traces(self, traces: set[str], now: int) -> int:
         # no `_traces` here: a span is looked for among all of `_span_rows` (see _stored_keys)

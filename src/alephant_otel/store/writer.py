@@ -24,7 +24,7 @@ latest first_received), so DuckDB skips the row groups received before the trace
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -33,17 +33,14 @@ import orjson
 import pyarrow as pa
 
 from .. import inherit
-from ..mapping.context import N_TIERS
-from . import schema
+from . import rows, schema
 
-_EMPTY_TIERS = [{} for _ in range(N_TIERS)]
-_TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
-_COSTS = ("model_cost", "computed_cost", "provided_cost", "provided_cost_source", "provided_cost_currency",
-          "cost_source", "unpriced_reason", "currency", "priced_model", "priced_provider", "price_source")
-_HAS_USAGE_SQL = " OR ".join(f"{t} IS NOT NULL" for t in _TOKENS)
+_HAS_USAGE_SQL = " OR ".join(f"{t} IS NOT NULL" for t in rows.TOKENS)
 _UPDATE_SCHEMA = pa.schema([("trace_id", pa.string()), ("span_id", pa.string())]
                            + [(c, pa.string()) for c in schema.CONTEXT_COLUMNS])
 _INSERT_COLUMNS = ", ".join(schema.SPAN_COLUMN_NAMES)
+# ready rows come without received_at (see rows.prepare): the write's time is a parameter
+_READY_COLUMNS = ", ".join("make_timestamp(?)" if c == "received_at" else c for c in schema.SPAN_COLUMN_NAMES)
 
 
 @contextmanager
@@ -72,33 +69,26 @@ class WriteResult:
     inserted: int
     duplicates: int
     reresolved: int
-    inserted_keys: set = field(default_factory=set, repr=False)
+    keys: set = field(default_factory=set, repr=False)  # keys inserted from steps
+    ready: list = field(default_factory=list, repr=False)  # ready rows inserted (all of them)
+
+    @property
+    def inserted_keys(self) -> set[tuple[str, str]]:
+        """Every (trace_id, span_id) inserted (built on demand: the usual caller needs only
+        counts)."""
+        return self.keys.union(*(r.keys() for r in self.ready))
 
 
-def _dumps(v) -> str | None:
-    return orjson.dumps(v).decode() if v else None
+@dataclass
+class _Written:
+    """What writing the steps of a write decided (see Writer._write_steps)."""
 
-
-_ROWS = pa.struct(list(schema.ARROW_SCHEMA))
-
-
-def _arrow(steps: list[dict]) -> pa.Table:
-    """Rows -> an Arrow table of _spans' columns, converted as one struct array: Arrow reads
-    each row's fields by name, in C (faster than per-row tuples then a list per column). A row
-    missing a column has it NULL; keys that are not columns (`tiers`) are left out."""
-    return pa.Table.from_struct_array(pa.array(steps, type=_ROWS))
-
-
-_NO_TOKENS = (None,) * len(_TOKENS)
-
-
-def _counts_usage(step: dict) -> bool:
-    return step.get("step_kind") == "model_call" and tuple(map(step.get, _TOKENS)) != _NO_TOKENS
-
-
-def _demotion_note(span_id: str, figures: dict) -> str:
-    shown = ", ".join(f"{k}={v}" for k, v in figures.items() if v is not None)
-    return f"usage repeated by child model call {span_id}; counted there, not here ({shown or 'no figures'})"
+    inserted: set = field(default_factory=set)
+    reresolved: int = 0
+    demoted: dict = field(default_factory=dict)
+    new_orphans: list = field(default_factory=list)
+    adopted: list = field(default_factory=list)
+    entries: dict = field(default_factory=dict)
 
 
 def missing_ancestor(sid: str, nodes: dict, complete: dict) -> str | None:
@@ -116,25 +106,6 @@ def missing_ancestor(sid: str, nodes: dict, complete: dict) -> str | None:
             return None
         seen.add(parent)
         cur = parent
-
-
-def _resolved_columns(ch, trace_id: str, own: list[dict]) -> dict:
-    r = inherit.resolve(ch, trace_id, own)
-    r["properties"] = _dumps(r["properties"])
-    return r
-
-
-def _resolved_once(memo: dict, ch, trace_id: str, own: list[dict]) -> dict:
-    """_resolved_columns, computed once per distinct (trace, chain tiers, imposed tiers) in
-    `memo`, keyed by the objects' identities: spans of a trace share their tier objects (see
-    inherit.chain). Sound only while every chain and step in `memo`'s keys stays alive (an id
-    is reused only after its object is freed) and unchanged (tiers are never changed once
-    built): use a new memo per write. The result is shared: copy it, never change it."""
-    key = (trace_id, *map(id, ch), *map(id, own[N_TIERS:]))
-    r = memo.get(key)
-    if r is None:
-        r = memo[key] = _resolved_columns(ch, trace_id, own)
-    return r
 
 
 class Writer:
@@ -233,12 +204,12 @@ class Writer:
             return out
         since, params = self._since_sql(traces, "s.received_at")
         with registered(self.con, "_load_traces", _strings(trace_id=traces)):
-            rows = self.con.execute(
+            found = self.con.execute(
                 "SELECT s.trace_id, s.span_id, s.parent_span_id, s.context_tiers,"
                 f" s.step_kind = 'model_call' AND ({_HAS_USAGE_SQL}) FROM {self.read_relation} s"
                 f" SEMI JOIN _load_traces t ON s.trace_id = t.trace_id WHERE true{since}", params).fetchall()
-        for t, s, p, tiers, usage in rows:
-            out[t][s] = (p, orjson.loads(tiers) if tiers else _EMPTY_TIERS, bool(usage))
+        for t, s, p, tiers, usage in found:
+            out[t][s] = (p, orjson.loads(tiers) if tiers else rows.EMPTY_TIERS, bool(usage))
         return out
 
     def _may_have_orphans(self) -> bool:
@@ -296,7 +267,7 @@ class Writer:
                               + [(sid, new_nodes) for sid in old if sid not in new_nodes])
                 for sid, above in candidates:  # re-resolved when it has an ancestor in `above`
                     if self._has_ancestor_in(sid, nodes, above):
-                        row = {"trace_id": t, "span_id": sid, **_resolved_columns(tchains[sid], t, nodes[sid][1])}
+                        row = {"trace_id": t, "span_id": sid, **rows.resolved_columns(tchains[sid], t, nodes[sid][1])}
                         if self.track_incomplete:
                             row["_missing"] = missing_ancestor(sid, nodes, known)
                             if row["_missing"] is not None:
@@ -316,9 +287,9 @@ class Writer:
                         incomplete.add((t, sid))
             for sid in new_nodes:
                 chains[(t, sid)] = tchains[sid]
-        resolved: dict[tuple, dict] = {}  # see _resolved_once
+        resolved: dict[tuple, dict] = {}  # see rows.resolved_once
         for s in steps:
-            s.update(_resolved_once(resolved, chains[(s["trace_id"], s["span_id"])], s["trace_id"], s["tiers"]))
+            s.update(rows.resolved_once(resolved, chains[(s["trace_id"], s["span_id"])], s["trace_id"], s["tiers"]))
         demoted, usage_of, notes = self._demote_repeated_usage(steps, stored)
         entries = {}
         parent_of = {(s["trace_id"], s["span_id"]): s["parent_span_id"] for s in steps}
@@ -333,20 +304,10 @@ class Writer:
         return updates, demoted, orphans, adopted, entries, notes
 
     def _demote_repeated_usage(self, steps: list[dict], stored: dict):
-        """Demote model calls whose usage a descendant model call repeats. New rows are changed
-        in place; returns ({stored key: note} for stored rows to update, {new key: counts usage
-        after the demotions}, {new key: note} for the new rows demoted). `stored` holds the
-        traces loaded so far (see _load_traces); a walk up a trace that is not loaded, past what
-        the batch and the cache know, loads it into `stored`: the cache is only an optimisation."""
-        new = {(s["trace_id"], s["span_id"]): s for s in steps}
-        counts = {k: _counts_usage(s) for k, s in new.items()}
-        demoted: dict[tuple[str, str], str] = {}
-        notes: dict[tuple[str, str], str] = {}
-
-        def node(k):  # (parent, counts usage) from the batch, the loaded traces or the cache
-            s = new.get(k)
-            if s is not None:
-                return s["parent_span_id"], counts[k]
+        """rows.demote_repeated_usage over the batch, the stored traces loaded so far (see
+        _load_traces) and the cache. A walk up a trace that is not loaded, past what the batch
+        and the cache know, loads it into `stored`: the cache is only an optimisation."""
+        def outside(k, demoted):  # (parent, counts usage) from the loaded traces or the cache
             nodes = stored.get(k[0])
             if nodes is None:
                 cached = self.cache.get(k)
@@ -358,30 +319,8 @@ class Writer:
                 return loaded[0], loaded[2] and k not in demoted
             return None
 
-        starts = [k for k, c in counts.items() if c]
-        starts += [(t, sid) for t, nodes in stored.items() for sid, (_, _, usage) in nodes.items() if usage]
-        for t, sid in starts:
-            seen = {sid}
-            info = node((t, sid))
-            cur = info[0] if info else None
-            while cur is not None and cur not in seen:
-                seen.add(cur)
-                info = node((t, cur))
-                if info is None:
-                    break
-                if info[1]:
-                    k = (t, cur)
-                    if k in new:
-                        row = new[k]
-                        note = notes[k] = _demotion_note(sid, {f: row.get(f) for f in _TOKENS + ("model_cost",)})
-                        row.update({f: None for f in _TOKENS + _COSTS}, step_kind="workflow_action")
-                        counts[k] = False
-                        row["anomalies"] = orjson.dumps((orjson.loads(row["anomalies"]) if row.get("anomalies") else []) + [note]).decode()
-                    else:
-                        demoted[k] = _demotion_note(sid, {})
-                    break
-                cur = info[0]
-        return demoted, counts, notes
+        starts = [(t, sid) for t, nodes in stored.items() for sid, (_, _, usage) in nodes.items() if usage]
+        return rows.demote_repeated_usage(steps, outside, starts)
 
     @staticmethod
     def _has_ancestor_in(sid: str, nodes: dict, targets: dict) -> bool:
@@ -395,38 +334,26 @@ class Writer:
         return False
 
     # -- writing -------------------------------------------------------------------------------
-    def write(self, steps: list[dict], rejected=()) -> WriteResult:
-        """Insert mapped (and priced) steps in one transaction; duplicates are ignored."""
+    def write(self, steps: list[dict], rejected=(), ready=()) -> WriteResult:
+        """Insert mapped (and priced) steps in one transaction; duplicates are ignored.
+        `ready`: rows.ReadyRows from requests (see rows.prepare), inserted as they are when
+        their traces are new to the store, else written like steps."""
         uniq: dict[tuple[str, str], dict] = {}
         for s in steps:
             uniq.setdefault((s["trace_id"], s["span_id"]), s)
-        return self._write(list(uniq.values()), rejected)
+        return self._write(list(uniq.values()), rejected, [r for r in ready if r is not None and len(r)])
 
-    def _write(self, steps: list[dict], rejected) -> WriteResult:
-        ids = [(s["trace_id"], s["span_id"]) for s in steps]
-        keys = _keys(ids)
+    def _write(self, steps: list[dict], rejected, ready: list) -> WriteResult:
         con = self.con
         con.execute("BEGIN")
         now = None
         try:
-            now = self._open_traces({t for t, _ in ids}, int(time.time() * 1_000_000))
-            updates, demoted, orphans, adopted, entries, notes = self._resolve(steps, keys)
-            for s in steps:
-                s["context_tiers"] = _dumps(s["tiers"]) if any(s["tiers"]) else None
-                s["received_at"] = now
-            inserted_set = self._insert(_arrow(steps), ids)
-            if len(inserted_set) < len(steps):
-                demoted = self._skip_duplicates(steps, inserted_set, demoted, notes, entries)
-            if updates:
-                self._update_context(updates)
-            if demoted:
-                self._demote_stored(demoted)
-            new_orphans = [(t, s, p) for (t, s), p in orphans.items() if (t, s) in inserted_set]
-            new_orphans += [(u["trace_id"], u["span_id"], u["_missing"]) for u in updates if u.get("_missing")]
-            if new_orphans:
-                self._record_orphans(new_orphans)
-            if adopted:
-                self._drop_orphans(adopted)
+            traces = {s["trace_id"] for s in steps}.union(*(r.traces for r in ready))
+            now = self._open_traces(traces, int(time.time() * 1_000_000))
+            ready, steps = self._split_ready(ready, steps)
+            done = self._write_steps(steps, now) if steps else _Written()
+            if ready:
+                self._insert_ready(ready, now)
             if rejected:
                 self._record_rejected(rejected, now)
             con.execute("COMMIT")
@@ -440,9 +367,62 @@ class Writer:
             raise
         self._close_traces(now, committed=True)
         if self._orphans_pending is not None:
-            self._orphans_pending += len(new_orphans) - len(adopted)
-        self._remember(entries, demoted)
-        return WriteResult(len(inserted_set), len(steps) - len(inserted_set), len(updates) + len(demoted), inserted_set)
+            self._orphans_pending += len(done.new_orphans) - len(done.adopted)
+        self._remember(done.entries, done.demoted)
+        return WriteResult(len(done.inserted) + sum(map(len, ready)), len(steps) - len(done.inserted),
+                           done.reresolved, done.inserted, ready)
+
+    def _split_ready(self, ready: list, steps: list[dict]) -> tuple[list, list[dict]]:
+        """(ready rows to insert as they are, steps to write). Rows of a trace that is new to
+        the store (see _open_traces) and in no other part of this write are ready; the others
+        go back to steps and are resolved here: a retry, a trace continued from an earlier write
+        or by another request of this write (whose orphans it may adopt)."""
+        if not ready:
+            return ready, steps
+        seen = Counter(t for r in ready for t in r.traces)
+        seen.update({s["trace_id"] for s in steps})
+        fast, back = [], []
+        for r in ready:
+            slow = [t for t in r.traces if t not in self._new or seen[t] > 1]
+            if slow:
+                r, taken = r.split(slow)
+                back += taken
+            if r is not None:
+                fast.append(r)
+        if back:
+            uniq: dict[tuple[str, str], dict] = {}
+            for s in steps + back:
+                uniq.setdefault((s["trace_id"], s["span_id"]), s)
+            steps = list(uniq.values())
+        return fast, steps
+
+    def _insert_ready(self, ready: list, now: int) -> None:
+        tbl = pa.concat_tables([r.table for r in ready])
+        with registered(self.con, "_ready", tbl):
+            self.con.execute(f"INSERT INTO {self.rows_relation} ({_INSERT_COLUMNS}) SELECT {_READY_COLUMNS}"
+                             " FROM _ready", [now])
+
+    def _write_steps(self, steps: list[dict], now: int) -> "_Written":
+        """Resolve, insert and persist the decisions for `steps` (inside the write's transaction)."""
+        ids = [(s["trace_id"], s["span_id"]) for s in steps]
+        updates, demoted, orphans, adopted, entries, notes = self._resolve(steps, _keys(ids))
+        rows.set_context_tiers(steps)
+        for s in steps:
+            s["received_at"] = now
+        inserted_set = self._insert(rows.arrow(steps), ids)
+        if len(inserted_set) < len(steps):
+            demoted = self._skip_duplicates(steps, inserted_set, demoted, notes, entries)
+        if updates:
+            self._update_context(updates)
+        if demoted:
+            self._demote_stored(demoted)
+        new_orphans = [(t, s, p) for (t, s), p in orphans.items() if (t, s) in inserted_set]
+        new_orphans += [(u["trace_id"], u["span_id"], u["_missing"]) for u in updates if u.get("_missing")]
+        if new_orphans:
+            self._record_orphans(new_orphans)
+        if adopted:
+            self._drop_orphans(adopted)
+        return _Written(inserted_set, len(updates) + len(demoted), demoted, new_orphans, adopted, entries)
 
     def _skip_duplicates(self, steps: list[dict], inserted: set, demoted: dict, notes: dict, entries: dict) -> dict:
         """Steps already stored (retries) were resolved as new but not inserted: their stored
@@ -510,10 +490,10 @@ class Writer:
                              f" WHERE _spans.trace_id = u.trace_id AND _spans.span_id = u.span_id{since}", params)
 
     def _demote_stored(self, demoted: dict) -> None:
-        sets = ", ".join(f"{c} = NULL" for c in _TOKENS + _COSTS)
+        sets = ", ".join(f"{c} = NULL" for c in rows.TOKENS + rows.COSTS)
         since, params = self._since_sql({t for t, _ in demoted}, "_spans.received_at")
-        rows = _strings(trace_id=[t for t, _ in demoted], span_id=[s for _, s in demoted], note=list(demoted.values()))
-        with registered(self.con, "_demoted", rows):
+        notes = _strings(trace_id=[t for t, _ in demoted], span_id=[s for _, s in demoted], note=list(demoted.values()))
+        with registered(self.con, "_demoted", notes):
             self.con.execute(
                 f"UPDATE _spans SET step_kind = 'workflow_action', {sets}, anomalies = to_json(list_append("
                 "coalesce(CAST(_spans.anomalies AS JSON)::VARCHAR[], []), d.note))::VARCHAR FROM _demoted d"
