@@ -174,6 +174,28 @@ def test_a_trace_deleted_while_its_writer_remembers_it_is_stored_and_recorded_ag
     assert con.execute("SELECT count(*) FROM _spans").fetchone()[0] == 40
 
 
+def test_a_trace_that_comes_back_as_ready_rows_is_not_judged_by_what_the_cache_remembers(tmp_path):
+    """The writer remembers a model call it demoted; retention deletes its trace, and the call
+    comes back alone, ready (rows.prepare), so the writer inserts it without looking. When its
+    child with usage comes later, the stored call is demoted again: the stale memory of it as
+    already demoted is not used."""
+    from alephant_otel.store.database import open_for_writing
+    from alephant_otel.store.rows import prepare
+    from alephant_otel.store.writer import Writer
+
+    con = open_for_writing(tmp_path / "s.duckdb")
+    w = Writer(con)
+    w.write([_llm("a", None), _llm("c", "a")])
+    assert _demotions(con)[("t1", "a")] == ("workflow_action", None, 1)
+    con.execute("DELETE FROM _spans")
+    con.execute("DELETE FROM _traces")
+    ready, rest = prepare([_llm("a", None)])
+    assert rest == [] and w.write([], (), [ready]).inserted == 1
+    assert _demotions(con)[("t1", "a")] == ("model_call", 10, 0)
+    w.write([_llm("c", "a")])
+    assert _demotions(con) == {("t1", "a"): ("workflow_action", None, 1), ("t1", "c"): ("model_call", 10, 0)}
+
+
 def test_a_schema_1_file_loses_its_key_index_and_keeps_its_spans_once(tmp_path):
     """Schema 1 kept a primary key on _spans; migrating copies the spans in the order received
     into a table without it and records their traces, so the spans already stored are still

@@ -160,6 +160,11 @@ class Writer:
             new = {t for (t,) in self.con.execute(
                 "INSERT OR IGNORE INTO _traces SELECT trace_id, make_timestamp(?) FROM _batch_traces"
                 " RETURNING trace_id", [now]).fetchall()}
+            if any(t in self.traces for t in new):
+                # a trace remembered but new to the file was deleted (`maintain`) and comes back:
+                # what the span cache holds of it may be stale, and ready rows (see rows.py) do
+                # not replace it. Rare; the cache is only an optimisation.
+                self.cache.clear()
             since = {t: self.traces[t] for t in traces if t not in new and t in self.traces}
             if len(new) + len(since) < len(traces):
                 since.update((t, first) for t, first in self.con.execute(
