@@ -532,20 +532,43 @@ def test_rows_prepared_in_the_worker_are_stored_as_the_writer_would_store_the_st
     assert tables[0] == tables[1]
 
 
-def test_prepare_keeps_as_steps_the_traces_a_request_holds_in_part():
-    """A trace is ready only when the request holds all of it that it names: every parent,
-    each span once, and no span the mapper failed on."""
+def test_prepare_resolves_traces_as_if_new_and_keeps_as_steps_those_it_cannot():
+    """rows.prepare resolves each trace of a request as the writer would if the trace were new
+    to the store: a span whose parent is not in the request is an orphan (its chain starts at
+    itself). A trace with a span sent twice, or one the mapper failed on, stays as steps."""
     from alephant_otel.store.rows import prepare
 
     whole = [_llm("a", None), _llm("b", "a"), _llm("c", "b")]
-    part = [_llm("x", "gone", trace="t2")]
+    part = [_llm("x", "gone", trace="t2", tiers=[{"session_id": "s"}, {}, {}, {}]), _llm("x2", "x", trace="t2")]
     twice = [_llm("y", None, trace="t3"), _llm("y", None, trace="t3")]
     failed = [{**_llm("z", None, trace="t4"), "mapping_error": "boom"}]
     ready, rest = prepare(whole + part + twice + failed)
-    assert ready.traces == ["t1"] and len(ready) == 3
-    assert [s["trace_id"] for s in rest] == ["t2", "t3", "t3", "t4"]
+    assert ready.traces == ["t1", "t2"] and len(ready) == 5
+    assert ready.orphans == [("t2", "x", "gone")]
+    assert [s["trace_id"] for s in rest] == ["t3", "t3", "t4"]
     rows = {r["span_id"]: r for r in ready.table.to_pylist()}
     # resolved (no run id anywhere: the trace's) and demoted (c repeats b's usage, b a's)
-    assert {r["run_id"] for r in rows.values()} == {"t1"}
+    assert {rows[s]["run_id"] for s in "abc"} == {"t1"}
     assert [rows[s]["step_kind"] for s in "abc"] == ["workflow_action", "workflow_action", "model_call"]
+    assert (rows["x2"]["session_id"], rows["x"]["step_kind"]) == ("s", "workflow_action")  # under the orphan
     assert rows["a"]["received_at"] is None  # the writer stamps it
+    assert set(ready.undo) == {("t1", "a"), ("t1", "b"), ("t2", "x")}  # as they were, if sent back
+    assert ready.undo[("t1", "a")]["step_kind"] == "model_call"
+
+
+def test_an_orphan_ready_in_a_new_trace_is_recorded_and_adopted_when_its_parent_comes(tmp_path):
+    """Children exported before their root (the usual order) arrive ready, with their orphans;
+    the root, in a later write, adopts them: their run context comes from it."""
+    from alephant_otel.store.database import open_for_writing
+    from alephant_otel.store.rows import prepare
+    from alephant_otel.store.writer import Writer
+
+    con = open_for_writing(tmp_path / "s.duckdb")
+    w = Writer(con)
+    ready, rest = prepare([_llm("b", "a"), _llm("c", "b", tokens=None)])
+    assert rest == [] and w.write([], (), [ready]).inserted == 2
+    assert con.execute("SELECT span_id, parent_span_id FROM _orphans").fetchall() == [("b", "a")]
+    ready, rest = prepare([_llm("a", None, tokens=False, tiers=[{"run_id": "r1"}, {}, {}, {}])])
+    assert w.write(rest, (), [ready]).inserted == 1  # not new: written as steps, adopting b
+    assert con.execute("SELECT count(*) FROM _orphans").fetchone()[0] == 0
+    assert dict(con.execute("SELECT span_id, run_id FROM _spans").fetchall()) == {"a": "r1", "b": "r1", "c": "r1"}

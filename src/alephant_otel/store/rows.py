@@ -1,11 +1,12 @@
 """Mapped steps -> rows of `_spans`: resolved context, usage counted once, Arrow. Pure: no
 DuckDB, no I/O, so it also runs in the mapping workers (receiver/workers.py).
 
-`prepare(steps)` does in the worker what the writer would do for the traces a request holds
-whole (every span's parent is in the request, or it has none): it resolves their inheritance,
-demotes repeated usage and builds their Arrow rows. The writer then only inserts them, if the
-trace turns out to be new to the store; otherwise it turns them back into steps and writes them
-like any other (see Writer._split_ready). A trace the request holds in part stays as steps.
+`prepare(steps)` does in the worker what the writer would do for a request's traces if they
+are new to the store: it resolves their inheritance (a span whose parent is not in the request
+is an orphan, its chain starting at itself), demotes repeated usage and builds their Arrow
+rows. The writer then only inserts them (and records the orphans) when the trace does turn out
+to be new; otherwise it turns them back into the steps they were and writes them like any
+other (see Writer._split_ready).
 """
 from __future__ import annotations
 
@@ -130,11 +131,14 @@ def set_context_tiers(steps: list[dict]) -> None:
 
 @dataclass
 class ReadyRows:
-    """Rows of whole traces, resolved and demoted (`table`: _spans' columns, received_at NULL),
-    those traces, each once (`traces`), and the demoted rows' fields as they were (`undo`)."""
+    """Rows of a request's traces, resolved and demoted as if the traces were new to the store
+    (`table`: _spans' columns, received_at NULL); those traces, each once (`traces`); the rows
+    whose parent is not in the request, as (trace, span, parent) (`orphans`); and the demoted
+    rows' fields as they were (`undo`)."""
 
     table: pa.Table
     traces: list[str]
+    orphans: list = field(default_factory=list)
     undo: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -159,14 +163,15 @@ class ReadyRows:
             return None, steps
         gone = set(traces)
         rest = ReadyRows(self.table.filter(pc.invert(mask)), [t for t in self.traces if t not in gone],
+                         [o for o in self.orphans if o[0] not in gone],
                          {k: v for k, v in self.undo.items() if k[0] not in gone})
         return rest, steps
 
 
 def prepare(steps: list[dict]) -> tuple[ReadyRows | None, list[dict]]:
-    """Split a request's mapped, priced steps into rows ready to insert (whole traces, see the
-    module's docstring) and the steps left for the writer: traces with a span whose parent is
-    not in the request, a span sent twice, or a span the mapper failed on."""
+    """Split a request's mapped, priced steps into rows ready to insert (see the module's
+    docstring) and the steps left for the writer: traces with a span sent twice or a span the
+    mapper failed on."""
     by_trace: dict[str, dict[str, tuple]] = {}
     broken: set[str] = set()
     for s in steps:
@@ -174,18 +179,17 @@ def prepare(steps: list[dict]) -> tuple[ReadyRows | None, list[dict]]:
         if s["span_id"] in nodes or s.get("mapping_error"):
             broken.add(s["trace_id"])
         nodes[s["span_id"]] = (s["parent_span_id"], s["tiers"])
-    for t, nodes in by_trace.items():
-        if t not in broken and any(p is not None and p not in nodes for p, _ in nodes.values()):
-            broken.add(t)
-    ready = [s for s in steps if s["trace_id"] not in broken]
+    ready = [s for s in steps if s["trace_id"] not in broken] if broken else steps
     if not ready:
         return None, steps
     chains = {t: inherit.chains_for_trace(nodes, {}) for t, nodes in by_trace.items() if t not in broken}
+    orphans = [(t, sid, p) for t, nodes in by_trace.items() if t not in broken
+               for sid, (p, _) in nodes.items() if p is not None and p not in nodes]
     memo: dict = {}
     for s in ready:
         s.update(resolved_once(memo, chains[s["trace_id"]][s["span_id"]], s["trace_id"], s["tiers"]))
     undo: dict = {}
     demote_repeated_usage(ready, undo=undo)
     set_context_tiers(ready)
-    rows = ReadyRows(arrow(ready), [t for t in by_trace if t not in broken], undo)
-    return rows, [s for s in steps if s["trace_id"] in broken]
+    rows = ReadyRows(arrow(ready), [t for t in by_trace if t not in broken], orphans, undo)
+    return rows, [s for s in steps if s["trace_id"] in broken] if broken else []

@@ -357,8 +357,7 @@ class Writer:
             now = self._open_traces(traces, int(time.time() * 1_000_000))
             ready, steps = self._split_ready(ready, steps)
             done = self._write_steps(steps, now) if steps else _Written()
-            if ready:
-                self._insert_ready(ready, now)
+            orphaned = self._insert_ready(ready, now) if ready else 0
             if rejected:
                 self._record_rejected(rejected, now)
             con.execute("COMMIT")
@@ -372,16 +371,17 @@ class Writer:
             raise
         self._close_traces(now, committed=True)
         if self._orphans_pending is not None:
-            self._orphans_pending += len(done.new_orphans) - len(done.adopted)
+            self._orphans_pending += len(done.new_orphans) + orphaned - len(done.adopted)
         self._remember(done.entries, done.demoted)
         return WriteResult(len(done.inserted) + sum(map(len, ready)), len(steps) - len(done.inserted),
                            done.reresolved, done.inserted, ready)
 
     def _split_ready(self, ready: list, steps: list[dict]) -> tuple[list, list[dict]]:
         """(ready rows to insert as they are, steps to write). Rows of a trace that is new to
-        the store (see _open_traces) and in no other part of this write are ready; the others
-        go back to steps and are resolved here: a retry, a trace continued from an earlier write
-        or by another request of this write (whose orphans it may adopt)."""
+        the store (see _open_traces) and in no other part of this write are ready: nothing is
+        stored of it, so its missing parents are orphans, as rows.prepare assumed. The others go
+        back to steps and are resolved here: a retry, a trace continued from an earlier write or
+        by another request of this write (whose orphans it may adopt)."""
         if not ready:
             return ready, steps
         seen = Counter(t for r in ready for t in r.traces)
@@ -401,11 +401,17 @@ class Writer:
             steps = list(uniq.values())
         return fast, steps
 
-    def _insert_ready(self, ready: list, now: int) -> None:
+    def _insert_ready(self, ready: list, now: int) -> int:
+        """Insert ready rows of traces new to the store and record their orphans (whose parent
+        has not come); returns how many orphans were recorded."""
         tbl = pa.concat_tables([r.table for r in ready])
         with registered(self.con, "_ready", tbl):
             self.con.execute(f"INSERT INTO {self.rows_relation} ({_INSERT_COLUMNS}) SELECT {_READY_COLUMNS}"
                              " FROM _ready", [now])
+        orphans = [o for r in ready for o in r.orphans]
+        if orphans:
+            self._record_orphans(orphans)
+        return len(orphans)
 
     def _write_steps(self, steps: list[dict], now: int) -> "_Written":
         """Resolve, insert and persist the decisions for `steps` (inside the write's transaction)."""
