@@ -39,6 +39,8 @@ _HAS_USAGE_SQL = " OR ".join(f"{t} IS NOT NULL" for t in rows.TOKENS)
 _UPDATE_SCHEMA = pa.schema([("trace_id", pa.string()), ("span_id", pa.string())]
                            + [(c, pa.string()) for c in schema.CONTEXT_COLUMNS])
 _INSERT_COLUMNS = ", ".join(schema.SPAN_COLUMN_NAMES)
+_SET_CONTEXT = ", ".join(f"{c} = u.{c}" for c in schema.CONTEXT_COLUMNS)
+_CONTEXT_CHANGES = " OR ".join(f"_spans.{c} IS DISTINCT FROM u.{c}" for c in schema.CONTEXT_COLUMNS)
 # ready rows come without received_at (see rows.prepare): the write's time is a parameter
 _READY_COLUMNS = ", ".join("make_timestamp(?)" if c == "received_at" else c for c in schema.SPAN_COLUMN_NAMES)
 
@@ -493,12 +495,14 @@ class Writer:
                              [(now, r.trace_id, r.span_id, r.reason, r.span_bytes) for r in rejected])
 
     def _update_context(self, updates: list[dict]) -> None:
+        """Store re-resolved context. Only rows whose context changes are updated: a late root
+        usually brings what its children already carry (the same headers), and an updated row
+        costs a WAL entry and a rewrite of its row group at the next checkpoint."""
         tbl = pa.Table.from_pylist(updates, schema=_UPDATE_SCHEMA)
-        sets = ", ".join(f"{c} = u.{c}" for c in schema.CONTEXT_COLUMNS)
         since, params = self._since_sql({u["trace_id"] for u in updates}, "_spans.received_at")
         with registered(self.con, "_updates", tbl):
-            self.con.execute(f"UPDATE _spans SET {sets} FROM _updates u"
-                             f" WHERE _spans.trace_id = u.trace_id AND _spans.span_id = u.span_id{since}", params)
+            self.con.execute(f"UPDATE _spans SET {_SET_CONTEXT} FROM _updates u WHERE _spans.trace_id = u.trace_id"
+                             f" AND _spans.span_id = u.span_id AND ({_CONTEXT_CHANGES}){since}", params)
 
     def _demote_stored(self, demoted: dict) -> None:
         sets = ", ".join(f"{c} = NULL" for c in rows.TOKENS + rows.COSTS)
