@@ -500,9 +500,9 @@ def test_stored_rows_do_not_depend_on_the_cache_and_usage_is_counted_once(tmp_pa
 @pytest.mark.parametrize("seed", [2, 3, 10, 21, 43])
 @pytest.mark.parametrize("per_write", [1, 2, 4])
 def test_rows_prepared_in_the_worker_are_stored_as_the_writer_would_store_the_steps(tmp_path, seed, per_write):
-    """rows.prepare resolves and demotes the traces a request holds whole, before the writer
-    (in the mapping worker). Whatever the writer then does with them (inserts them as they are
-    when their trace is new; otherwise, a retry, a trace continued from an earlier write or
+    """rows.prepare resolves and demotes a request's traces as if new to the store, before the
+    writer (in the mapping worker). Whatever the writer then does with them (inserts them as
+    they are, with their orphans, when their trace is new; otherwise, a retry, a trace continued from an earlier write or
     in another request of the same write, resolves them again as steps) the store holds what
     writing the plain steps gives, with the same counts."""
     from alephant_otel.store.database import open_for_writing

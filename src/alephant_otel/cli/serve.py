@@ -17,7 +17,7 @@ from .options import data_path_option, db_option
 def default_sizes(cores: int, workers: int | None, duckdb_threads: int | None) -> tuple[int, int]:
     """(mapping worker processes, DuckDB threads), each as given or by default: the workers take
     all cores but one, and two on a 2-core machine (one on one core); DuckDB the cores they
-    leave (at least 1). The workers do ~2/3 of the CPU work per span (they also resolve whole
+    leave (at least 1). The workers do ~2/3 of the CPU work per span (they also resolve the
     traces, see store/rows.py): one worker on two cores left ~40% of a core idle. Under load
     every core is busy mapping or writing, and a second DuckDB thread made each commit of a
     few thousand rows ~25% dearer in CPU and no faster (README, Performance)."""
