@@ -479,9 +479,10 @@ class Writer:
                 f"SELECT s.trace_id, s.span_id FROM {self.rows_relation} s SEMI JOIN _maybe k"
                 f" ON s.trace_id = k.trace_id AND s.span_id = k.span_id WHERE true{since}", params).fetchall())
 
-    def _record_orphans(self, rows: list[tuple[str, str, str]]) -> None:
-        orphans = _strings(trace_id=[t for t, _, _ in rows], span_id=[s for _, s, _ in rows],
-                           parent_span_id=[p for _, _, p in rows])
+    def _record_orphans(self, triples: list[tuple[str, str, str]]) -> None:
+        """Record (trace, span, missing parent) of spans whose parent has not come."""
+        orphans = _strings(trace_id=[t for t, _, _ in triples], span_id=[s for _, s, _ in triples],
+                           parent_span_id=[p for _, _, p in triples])
         with registered(self.con, "_new_orphans", orphans):
             self.con.execute("INSERT OR IGNORE INTO _orphans SELECT DISTINCT ON (trace_id, span_id) * FROM _new_orphans")
 
