@@ -15,12 +15,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from ..errors import AlephantError
-from ..mapping import MappedBatch, map_request
+from ..mapping import MappedBatch
 from .. import wire
 from ..otlp import decode_json
-from ..pricing import price_steps
 from ..store import Store, WriteResult
-from ..store.rows import prepare
+from .workers import map_decoded
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +85,8 @@ class Pipeline:
             old.shutdown()
 
     def map(self, request, metadata=None, attribution=None) -> MappedBatch:
-        batch = map_request(request, metadata, self.rules, attribution, self.store_content)
-        price_steps(batch.steps, self.cost_preference, self.prices)
-        batch.ready, batch.steps = prepare(batch.steps)
-        return batch
+        return map_decoded(request, metadata, attribution, self.rules, self.store_content,
+                           self.cost_preference, self.prices)
 
     def export(self, data: bytes, metadata=None, codec: str = "protobuf", attribution=None,
                timeout: float | None = 120.0) -> ExportResult:

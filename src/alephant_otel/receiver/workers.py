@@ -35,13 +35,21 @@ def _exit_with_receiver(receiver_pid: int) -> None:
     os._exit(0)
 
 
+def map_decoded(request, metadata, attribution, rules=None, store_content: bool = False,
+                cost_preference: str = "provided", prices=None) -> MappedBatch:
+    """Map, price and prepare a decoded request: what the writer receives, in a worker or (with
+    no workers) on the receiving thread. Prepared rows cross processes as Arrow."""
+    batch = map_request(request, metadata, rules, attribution, store_content)
+    price_steps(batch.steps, cost_preference, prices)
+    batch.ready, batch.steps = prepare(batch.steps)
+    return batch
+
+
 def map_bytes(data: bytes, codec: str, metadata, attribution) -> MappedBatch:
     """Decode, map, price and prepare one export request (runs in a worker process)."""
     request = decode_json(data) if codec == "json" else wire.parse(data)
-    batch = map_request(request, metadata, _OPTIONS.get("rules"), attribution, _OPTIONS.get("store_content", False))
-    price_steps(batch.steps, _OPTIONS.get("cost_preference", "provided"), _OPTIONS.get("prices"))
-    batch.ready, batch.steps = prepare(batch.steps)  # sent as Arrow: the writer only inserts them
-    return batch
+    return map_decoded(request, metadata, attribution, _OPTIONS.get("rules"), _OPTIONS.get("store_content", False),
+                       _OPTIONS.get("cost_preference", "provided"), _OPTIONS.get("prices"))
 
 
 class MapperPool:

@@ -197,7 +197,7 @@ class LakeWriter(Writer):
 
     def write(self, steps: list[dict], rejected=(), ready=()) -> WriteResult:
         # no `_traces` says which traces are new here: ready rows are written as steps
-        steps = [*steps, *(s for r in ready if r is not None for s in r.split(r.traces)[1])]
+        steps = [*steps, *(s for r in ready if r is not None for s in r.as_steps())]
         uniq: dict[tuple[str, str], dict] = {}
         for s in steps:
             uniq.setdefault((s["trace_id"], s["span_id"]), s)

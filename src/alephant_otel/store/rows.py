@@ -147,18 +147,24 @@ class ReadyRows:
     def keys(self) -> set[tuple[str, str]]:
         return set(zip(self.table.column("trace_id").to_pylist(), self.table.column("span_id").to_pylist()))
 
-    def split(self, traces) -> tuple["ReadyRows | None", list[dict]]:
-        """(these rows without `traces`' (None when none is left), the rows of `traces` as the
-        steps they were prepared from: undemoted, their tiers read back, to be resolved again)."""
-        mask = pc.is_in(self.table.column("trace_id"), value_set=pa.array(list(traces), type=pa.string()))
-        taken = self.table.filter(mask)
-        if not taken.num_rows:
-            return self, []
-        steps = taken.to_pylist()
+    def as_steps(self, table: pa.Table | None = None) -> list[dict]:
+        """The rows (of `table`, a part of these) as the steps they were prepared from:
+        undemoted, their tiers read back, to be resolved again."""
+        steps = (self.table if table is None else table).to_pylist()
         for s in steps:
             s["tiers"] = orjson.loads(s["context_tiers"]) if s["context_tiers"] else EMPTY_TIERS
             if self.undo:
                 s.update(self.undo.get((s["trace_id"], s["span_id"]), ()))
+        return steps
+
+    def split(self, traces) -> tuple["ReadyRows | None", list[dict]]:
+        """(these rows without `traces`' (None when none is left), the rows of `traces` as
+        steps, see as_steps)."""
+        mask = pc.is_in(self.table.column("trace_id"), value_set=pa.array(list(traces), type=pa.string()))
+        taken = self.table.filter(mask)
+        if not taken.num_rows:
+            return self, []
+        steps = self.as_steps(taken)
         if taken.num_rows == self.table.num_rows:
             return None, steps
         gone = set(traces)

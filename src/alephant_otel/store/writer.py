@@ -20,6 +20,11 @@ stored, so its spans are inserted unchecked (the common case: traffic is mostly 
 The spans of a trace stored before are checked against that trace's stored spans, read from
 its `first_received` on: `received_at` never decreases (the writer's clock never goes below the
 latest first_received), so DuckDB skips the row groups received before the trace began.
+
+Ready rows: the mapping workers resolve and demote each request's traces as if new to the
+store (rows.prepare). A write inserts those rows as they are when the trace is new to the file
+and in no other request of the write (`_split_ready`, `_insert_ready`); the others go back to
+the steps they were and take the path above (`_write_steps`), so the rows do not depend on it.
 """
 from __future__ import annotations
 
@@ -164,8 +169,8 @@ class Writer:
                 " RETURNING trace_id", [now]).fetchall()}
             if any(t in self.traces for t in new):
                 # a trace remembered but new to the file was deleted (`maintain`) and comes back:
-                # what the span cache holds of it may be stale, and ready rows (see rows.py) do
-                # not replace it. Rare; the cache is only an optimisation.
+                # what the span cache holds of its spans is stale (spans not sent again keep
+                # their entries; ready rows replace none). Rare; the cache is an optimisation.
                 self.cache.clear()
             since = {t: self.traces[t] for t in traces if t not in new and t in self.traces}
             if len(new) + len(since) < len(traces):
