@@ -176,3 +176,80 @@ def test_batches_cross_processes_unchanged():
     assert back.steps == steps
     assert [list(s) for s in back.steps] == [list(s) for s in steps]  # same keys, same order
     assert (back.rejected, back.unmapped) == (batch.rejected, batch.unmapped)
+
+
+class _Forgetful(dict):
+    """A memo that remembers nothing: every span is read by the conventions themselves."""
+
+    def get(self, key, default=None):
+        hash(key)  # as the real memo would: an unhashable key must still be handled
+        return default
+
+    def __setitem__(self, key, value):
+        pass
+
+
+def _variants(req: ExportTraceServiceRequest):
+    """The same spans with every integer attribute one more (other token counts), then for each
+    attribute key, with only that key's text values changed: a key the conventions read but the
+    memo did not key on would map a changed span like the unchanged one."""
+    keys = sorted({kv.key for rs in req.resource_spans for ss in rs.scope_spans for span in ss.spans
+                   for kv in span.attributes})
+    for key in [None, *keys]:
+        out = ExportTraceServiceRequest()
+        out.CopyFrom(req)
+        for rs in out.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    for kv in span.attributes:
+                        if key is None and kv.value.WhichOneof("value") == "int_value":
+                            kv.value.int_value += 1
+                        elif kv.key == key and kv.value.WhichOneof("value") == "string_value":
+                            kv.value.string_value += "-changed"
+        yield out
+
+
+def test_remembered_convention_readings_map_every_span_as_a_first_reading_would(monkeypatch):
+    """extract_all remembers what the conventions say per key shape and decisive values, and
+    re-reads only passed-through token counts: spans mapped from the memo (warm, then with
+    other token counts) equal spans whose conventions read everything afresh."""
+    from alephant_otel.mapping import conventions
+    from alephant_otel.pricing import price_steps
+
+    originals = [ExportTraceServiceRequest.FromString(p.read_bytes()) for p in sorted(FIXTURES.glob("*.pb"))]
+    requests = originals + [v for r in originals for v in _variants(r)]
+
+    def mapped(memo):
+        monkeypatch.setattr(conventions, "_MEMO", memo)
+        out = []
+        for req in requests:
+            batch = map_request(req)
+            price_steps(batch.steps)
+            out += batch.steps
+        return out
+
+    fresh = mapped(_Forgetful())
+    memo: dict = {}
+    assert mapped(memo) == fresh
+    assert len(memo) and mapped(memo) == fresh  # every reading from the memo this time
+    n = sum(len(r.resource_spans[0].scope_spans[0].spans) for r in originals)
+    usage = [[s["output_tokens"] for s in part if s["output_tokens"] is not None] for part in (fresh[:n], fresh[n:2 * n])]
+    assert len(usage[0]) >= 5 and usage[0] != usage[1]  # the bumped counts came through
+
+
+@pytest.mark.parametrize("first,second", [(1, 1.0), (1, True), (0.0, -0.0), ([1], [True])])
+def test_values_equal_in_python_but_read_differently_are_not_confused(first, second):
+    """The memo keys values with their types: 1, 1.0 and True are equal dict keys, not equal text."""
+    a = map_one({"gen_ai.operation.name": "chat", "gen_ai.request.model": first})
+    b = map_one({"gen_ai.operation.name": "chat", "gen_ai.request.model": second})
+    assert a["request_model"] != b["request_model"] or a["request_model"] is None
+
+
+def test_usage_read_from_a_json_attribute_is_not_taken_from_an_earlier_span():
+    """Vercel AI v4/v5 report cache tokens only inside ai.response.providerMetadata: two spans
+    alike but for that JSON each get their own figures (the memo keys on the JSON's text)."""
+    def cache_read(n):
+        return map_one({"ai.operationId": "ai.generateText.doGenerate", "ai.model.provider": "openai.chat",
+                        "ai.model.id": "gpt-4o", "ai.usage.promptTokens": 100, "ai.usage.completionTokens": 5,
+                        "ai.response.providerMetadata": json.dumps({"openai": {"cachedPromptTokens": n}})})
+    assert [cache_read(n)["cache_read_tokens"] for n in (10, 20, 10)] == [10, 20, 10]

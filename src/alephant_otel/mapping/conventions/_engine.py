@@ -171,7 +171,7 @@ def _triggers(t: dict) -> tuple[frozenset, tuple, frozenset]:
     return frozenset(keys), prefixes, frozenset(p.partition(".")[0] for p in prefixes)
 
 
-_TRIGGERS = {name: _triggers(t) for name, t in CONVENTIONS.items()}
+TRIGGERS = {name: _triggers(t) for name, t in CONVENTIONS.items()}
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ class _Plan:
 
 
 def _make_plan(name: str, shape: tuple, heads: frozenset) -> _Plan | None:
-    keys, prefixes, trigger_heads = _TRIGGERS[name]
+    keys, prefixes, trigger_heads = TRIGGERS[name]
     present = set(shape)
     if keys.isdisjoint(present) and (trigger_heads.isdisjoint(heads) or not any(k.startswith(prefixes) for k in shape)):
         return None  # nothing of this convention on such spans: the common case

@@ -12,6 +12,9 @@ from ._engine import Extract, SpanInfo, applies, from_table, normalise_provider
 NAME = "openlit"
 _TABLE = CONVENTIONS[NAME]
 _GEN_AI = CONVENTIONS["gen_ai"]
+# keys read beyond the table (see conventions/__init__.py): the provider, and the resource
+# attribute that recognises OpenLIT when a span carries it itself
+READS = (*_GEN_AI["fields"]["provider"], *_TABLE.get("detect_resource", {}))
 
 
 def extract(info: SpanInfo, consumed: set[str]) -> Extract | None:

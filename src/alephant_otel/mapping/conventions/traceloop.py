@@ -10,6 +10,7 @@ from ._engine import Extract, SpanInfo, from_table
 NAME = "traceloop"
 _KIND_KEY = CONVENTIONS[NAME]["kind_key"]
 _ENTITY = CONVENTIONS[NAME]["entity_name_key"]
+READS = (_ENTITY, _KIND_KEY)  # keys read beyond the table (see conventions/__init__.py)
 
 
 def extract(info: SpanInfo, consumed: set[str]) -> Extract | None:

@@ -18,6 +18,7 @@ NAME = "vercel_ai"
 _TABLE = CONVENTIONS[NAME]
 _ALIASES = _TABLE["provider_aliases"]
 _META = _TABLE["provider_metadata"]
+READS = ("ai.model.provider", _META["key"])  # keys read beyond the table (see conventions/__init__.py)
 
 
 def extract(info: SpanInfo, consumed: set[str]) -> Extract | None:
