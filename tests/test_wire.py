@@ -90,6 +90,11 @@ VALUES = [
     AnyValue(bool_value=False), AnyValue(bool_value=True), AnyValue(bytes_value=b"\x00\xff"),
     AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="a"), AnyValue(int_value=2)])),
     AnyValue(array_value=ArrayValue()),
+    # the shapes read inline (a short string; an array of one, as captured headers come) and
+    # their edges: the longest whose lengths fit one byte, and one longer
+    AnyValue(string_value="z" * 127), AnyValue(string_value="z" * 128),
+    *(AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=s)])) for s in ("", "req-1", "é" * 61, "w" * 123)),
+    AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="a"), AnyValue(string_value="b")])),
     AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key="k", value=AnyValue(double_value=0.5))])),
 ]
 
@@ -103,6 +108,7 @@ def test_each_value_kind_reads_as_the_official_decoder_reads_it(v):
 
 def test_cached_lists_are_handed_out_as_new_objects():
     raw = VALUES[14].SerializeToString()
+    assert wire.value(raw) == ["a", 2]
     first = wire.value(raw)
     first.append("changed by a caller")
     assert wire.value(raw) == ["a", 2]
@@ -159,3 +165,17 @@ def test_a_string_that_is_not_utf8_refuses_the_request_as_the_official_parse_doe
         ExportTraceServiceRequest.FromString(data)
     with pytest.raises(DecodeError, match="UTF-8"):
         map_request(wire.parse(data))
+    # the same in a captured header (an array of one string), read by the inline path
+    header = ld(1, b"http.request.header.x-request-id") + ld(2, ld(5, ld(1, ld(1, b"\xff\xfe"))))
+    data = ld(1, ld(2, ld(2, make_span("s").SerializeToString() + ld(9, header))))
+    with pytest.raises(DecodeError, match="UTF-8"):
+        map_request(wire.parse(data))
+
+
+@pytest.mark.parametrize("raw", [b"\x0a\x80" + b"a" * 128, b"\x2a\x80\x0a\x7e\x0a\x7c" + b"a" * 124],
+                         ids=["string", "header array"])
+def test_a_length_that_is_not_a_varint_is_refused_not_read_inline(raw):
+    with pytest.raises(Exception):
+        AnyValue.FromString(raw)
+    with pytest.raises(DecodeError):
+        wire.value(raw)

@@ -185,6 +185,14 @@ def _varint(raw: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+def _utf8(raw: bytes, pos: int) -> str:
+    try:
+        return raw[pos:].decode()
+    except UnicodeDecodeError:  # proto3 strings are UTF-8: the request is refused
+        raise DecodeError("request body is not a valid ExportTraceServiceRequest:"
+                          " an attribute's string value is not UTF-8") from None
+
+
 def _decode(raw: bytes) -> Any:
     """One serialized AnyValue as otlp.any_value reads it; DecodeError where the official
     parse would refuse the request."""
@@ -193,11 +201,7 @@ def _decode(raw: bytes) -> Any:
         if tag == 0x0A:  # string_value
             n, pos = _varint(raw, 1) if raw[1] & 0x80 else (raw[1], 2)
             if pos + n == len(raw):
-                try:
-                    return raw[pos:].decode()
-                except UnicodeDecodeError:  # proto3 strings are UTF-8: the request is refused
-                    raise DecodeError("request body is not a valid ExportTraceServiceRequest:"
-                                      " an attribute's string value is not UTF-8") from None
+                return _utf8(raw, pos)
         elif tag == 0x18:  # int_value
             n, pos = _varint(raw, 1)
             if pos == len(raw):
@@ -238,7 +242,16 @@ def _array(raw: bytes) -> list | None:
 
 
 def _miss(raw: bytes) -> Any:
-    v = _decode(raw)
+    n = len(raw)
+    # the two shapes most values not seen before have, read inline: a short string (an id), and
+    # an array of one short string (a captured header); lengths are one-byte varints
+    if n >= 2 and raw[0] == 0x0A and raw[1] == n - 2 and n < 0x82:
+        v = _utf8(raw, 2)
+    elif n >= 6 and raw[0] == 0x2A and raw[1] == n - 2 and raw[2] == 0x0A and raw[3] == n - 4 and raw[4] == 0x0A \
+            and raw[5] == n - 6 and n < 0x82:
+        v = [_utf8(raw, 6)]
+    else:
+        v = _decode(raw)
     if len(raw) <= _CACHE_VALUE_BYTES:
         if type(v) in _SCALARS or v is None:
             kept = v
