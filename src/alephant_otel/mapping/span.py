@@ -28,15 +28,18 @@ def dumps(value: Any) -> str | None:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS).decode()
 
 
+_ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
+
+
 def span_ids(span) -> tuple[str, str, str | None]:
-    if len(span.trace_id) != 16 or not any(span.trace_id):
-        raise InvalidSpan(f"trace_id must be 16 non-zero bytes, got {len(span.trace_id)} bytes")
-    if len(span.span_id) != 8 or not any(span.span_id):
-        raise InvalidSpan(f"span_id must be 8 non-zero bytes, got {len(span.span_id)} bytes")
-    parent = span.parent_span_id
-    if parent and (len(parent) != 8 or not any(parent)):
+    trace, sid, parent = span.trace_id, span.span_id, span.parent_span_id
+    if len(trace) != 16 or trace == _ZERO_TRACE:
+        raise InvalidSpan(f"trace_id must be 16 non-zero bytes, got {len(trace)} bytes")
+    if len(sid) != 8 or sid == _ZERO_SPAN:
+        raise InvalidSpan(f"span_id must be 8 non-zero bytes, got {len(sid)} bytes")
+    if parent and (len(parent) != 8 or parent == _ZERO_SPAN):
         raise InvalidSpan(f"parent_span_id must be empty or 8 non-zero bytes, got {len(parent)} bytes")
-    return span.trace_id.hex(), span.span_id.hex(), parent.hex() if parent else None
+    return trace.hex(), sid.hex(), parent.hex() if parent else None
 
 
 def without_secrets(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -170,8 +173,9 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> list[dict]:
 
     events = _events(span, outer.store_content)
     conventions = (["alephant"] if span_alephant else []) + found.names
-    leftover = without_secrets({k: v for k, v in attrs.items() if k not in consumed})
-    if not outer.store_content:
+    secret, content = _flagged(info.shape)
+    leftover = {k: v for k, v in attrs.items() if k not in consumed and k not in secret}
+    if content and not outer.store_content:
         leftover = without_content(leftover)
     own_request_id = span_alephant.pop("request_id", None)
     row = {  # one dict display: cheaper than update(**...) on every span
