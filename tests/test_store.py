@@ -572,3 +572,21 @@ def test_an_orphan_ready_in_a_new_trace_is_recorded_and_adopted_when_its_parent_
     assert w.write(rest, (), [ready]).inserted == 1  # not new: written as steps, adopting b
     assert con.execute("SELECT count(*) FROM _orphans").fetchone()[0] == 0
     assert dict(con.execute("SELECT span_id, run_id FROM _spans").fetchall()) == {"a": "r1", "b": "r1", "c": "r1"}
+
+
+def test_roll_ups_take_each_field_from_the_earliest_step_that_has_it(tmp_path):
+    """A session's (and run's) agent and name come from its earliest step that has one, not
+    from its earliest step: a first step without an agent does not blank the column."""
+    from alephant_otel.store.database import open_for_writing
+    from alephant_otel.store.writer import Writer
+
+    def step(trace, start, ctx):
+        return {"trace_id": trace, "span_id": "s1", "parent_span_id": None, "start_time": start,
+                "end_time": start + 10, "tiers": [{"session_id": "s", "run_id": "r", **ctx}, {}, {}, {}]}
+
+    con = open_for_writing(tmp_path / "e.duckdb")
+    Writer(con).write([step("t1", 1_000, {}), step("t3", 3_000, {"agent_id": "a-last", "session_name": "last"}),
+                       step("t2", 2_000, {"agent_id": "a-second", "session_name": "second"})])
+    assert con.execute("SELECT agent_id, session_name, step_count FROM sessions").fetchall() == [("a-second", "second", 3)]
+    assert con.execute("SELECT agent_id, session_id FROM runs").fetchall() == [("a-second", "s")]
+    con.close()

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 TOKENS = ["input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens"]
-TOTAL_TOKENS = " + ".join(f"coalesce(sum({t}), 0)" for t in TOKENS)
+# one sum of each row's tokens: reads as the sum of five sums, for less work per row
+TOTAL_TOKENS = "coalesce(sum(" + " + ".join(f"coalesce({t}, 0)" for t in TOKENS) + "), 0)"
 COMPONENTS = ["model_cost", "tool_cost", "payment_spend", "fees", "revenue"]
 COST_COMPONENTS = ["model_cost", "tool_cost", "payment_spend", "fees"]
 
@@ -146,7 +147,10 @@ COMMON_DOCS = {
 
 
 def earliest(column: str) -> str:
-    return f"arg_min({column}, start_time) FILTER (WHERE {column} IS NOT NULL)"
+    """The value of the earliest step that has one: DuckDB's arg_min skips rows whose value (or
+    start_time) is NULL, so no FILTER is needed (a FILTER cost ~1.5 ms per column at 1M steps;
+    arg_min_null is the variant that keeps NULLs; duckdb is pinned, and the views' tests hold it)."""
+    return f"arg_min({column}, start_time)"
 
 
 def levels() -> dict[str, Rollup]:
