@@ -31,16 +31,26 @@ _READ_KEYS = frozenset().union(*(keys for keys, _, _ in TRIGGERS.values()),
                                *(getattr(m, "READS", ()) for m in REGISTRY))
 _READ_PREFIXES = tuple(p for _, prefixes, _ in TRIGGERS.values() for p in prefixes)
 _RESOURCE_KEYS = tuple(sorted({k for t in CONVENTIONS.values() for k in t.get("detect_resource", {})}))
-# token count keys that are only passed through (never looked at otherwise): their values are
-# not part of what the memo is keyed by
-_PASSED = frozenset(k for t in CONVENTIONS.values() for ks in t.get("usage", {}).values() for k in ks) - frozenset(
-    k for t in CONVENTIONS.values() for section in ("fields", "context") for ks in t.get(section, {}).values()
-    for k in ks).union(*(getattr(m, "READS", ()) for m in REGISTRY),
-                       (t[k] for t in CONVENTIONS.values() for k in ("kind_key", "request_type_key", "operation_key")
-                        if k in t),
-                       (k for t in CONVENTIONS.values() for s in ("provided_cost", "tags", "tags_csv") for k in t.get(s, ())),
-                       (m["key"] for t in CONVENTIONS.values() for m in t.get("metadata_json", ())),
-                       (t["usage_json"]["key"] for t in CONVENTIONS.values() if "usage_json" in t))
+
+
+def _passed_keys() -> frozenset:
+    """Token count keys that the conventions only pass through (to usage.buckets) and read for
+    nothing else: the memo is not keyed by their values."""
+    usage = {k for t in CONVENTIONS.values() for keys in t.get("usage", {}).values() for k in keys}
+    read_otherwise = {k for t in CONVENTIONS.values() for section in ("fields", "context")
+                      for keys in t.get(section, {}).values() for k in keys}
+    for t in CONVENTIONS.values():
+        read_otherwise.update(t[k] for k in ("kind_key", "request_type_key", "operation_key") if k in t)
+        read_otherwise.update(k for section in ("provided_cost", "tags", "tags_csv") for k in t.get(section, ()))
+        read_otherwise.update(m["key"] for m in t.get("metadata_json", ()))
+        if "usage_json" in t:
+            read_otherwise.add(t["usage_json"]["key"])
+    for module in REGISTRY:
+        read_otherwise.update(getattr(module, "READS", ()))
+    return frozenset(usage - read_otherwise)
+
+
+_PASSED = _passed_keys()
 
 
 class _Shape:
