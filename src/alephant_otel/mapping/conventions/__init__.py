@@ -8,7 +8,9 @@ convention that has a value wins (the specific frameworks before the generic gen
 What the conventions say about a span depends on its attribute keys, the values of the keys
 they read (except token counts, which they pass through untouched), its scope name and a few
 resource values. Spans of one agent repeat those values (operation, provider, models), so
-`extract_all` remembers its answer for them and only re-reads the token counts.
+`extract_all` remembers its answer for them and only re-reads the token counts. A module whose
+code reads an attribute its table does not name must list it in `READS`, or the memo would not
+see that key's value change (tests/test_mapping.py changes each key in turn to catch this).
 """
 from __future__ import annotations
 
