@@ -111,7 +111,8 @@ def test_serve_default_sizes():
 
 def test_queries_go_through_a_running_serve(tmp_path):
     db = tmp_path / "live.duckdb"
-    proc = subprocess.Popen([CLI, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0", "--duckdb-threads", "2"],
+    proc = subprocess.Popen([CLI, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0", "--duckdb-threads", "2",
+                             "--checkpoint-mb", "16"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         lines = []
@@ -142,9 +143,11 @@ def test_queries_go_through_a_running_serve(tmp_path):
         sources = subprocess.run([CLI, "sql", "SELECT DISTINCT price_source FROM steps WHERE step_kind = 'model_call'",
                                   "--db", str(db), "--format", "json"], capture_output=True, text=True, timeout=60)
         assert json.loads(sources.stdout) == [{"price_source": "price list live-2"}]
-        threads = subprocess.run([CLI, "sql", "SELECT current_setting('threads') AS t", "--db", str(db), "--format", "json"],
+        threads = subprocess.run([CLI, "sql", "SELECT current_setting('threads') AS t,"
+                                  " current_setting('checkpoint_threshold') AS c", "--db", str(db), "--format", "json"],
                                  capture_output=True, text=True, timeout=60)
-        assert json.loads(threads.stdout) == [{"t": 2}]  # --duckdb-threads reached the server's DuckDB
+        # --duckdb-threads and --checkpoint-mb reached the server's DuckDB (16 MB = 15.2 MiB)
+        assert json.loads(threads.stdout) == [{"t": 2, "c": "15.2 MiB"}]
         denied = subprocess.run([CLI, "sql", "DELETE FROM _spans", "--db", str(db)],
                                 capture_output=True, text=True, timeout=60)
         assert denied.returncode == 1 and "only SELECT" in denied.stderr

@@ -48,6 +48,10 @@ def default_sizes(cores: int, workers: int | None, duckdb_threads: int | None) -
                    "workers leave, at least 1: 1 with the default workers up to 2 cores). More threads make commits of a few "
                    "thousand rows dearer, not faster; raise it for heavy queries through the server "
                    "(env ALEPHANT_DUCKDB_THREADS).")
+@click.option("--checkpoint-mb", type=click.IntRange(1, 100_000), default=None, envvar="ALEPHANT_CHECKPOINT_MB",
+              help="Checkpoint the DuckDB file when its write-ahead log passes this many MB (default 64). Exports "
+                   "in the commit that checkpoints wait for it (~0.4-0.5 s at 64): 16 cuts that wait to ~0.2 s "
+                   "for ~5% more CPU per span (env ALEPHANT_CHECKPOINT_MB).")
 @click.option("--require-auth", is_flag=True, envvar="ALEPHANT_REQUIRE_AUTH",
               help="Refuse exports without a valid virtual key even before any key exists.")
 @click.option("--store-content", is_flag=True, envvar="ALEPHANT_STORE_CONTENT",
@@ -60,7 +64,7 @@ def default_sizes(cores: int, workers: int | None, duckdb_threads: int | None) -
               envvar="ALEPHANT_COST_PREFERENCE",
               help="Which model cost counts when a span brings its own and we compute one too (env ALEPHANT_COST_PREFERENCE).")
 def serve(db, data_path, host, grpc_port, http_port, no_http, max_request_bytes, max_queued_spans, workers,
-          duckdb_threads, require_auth, store_content, mapping, prices, cost_preference):
+          duckdb_threads, checkpoint_mb, require_auth, store_content, mapping, prices, cost_preference):
     """Receive OTLP traces and store them as priced steps.
 
     \b
@@ -82,7 +86,7 @@ def serve(db, data_path, host, grpc_port, http_port, no_http, max_request_bytes,
     server = Server(db, host, grpc_port, None if no_http else http_port, rules=rules, cost_preference=cost_preference,
                     prices=price_list, store_content=store_content, require_auth=require_auth,
                     max_request_bytes=max_request_bytes, max_queued_spans=max_queued_spans, workers=workers,
-                    data_path=data_path, duckdb_threads=threads).start()
+                    data_path=data_path, duckdb_threads=threads, checkpoint_mb=checkpoint_mb).start()
     endpoint = f"http://{server.grpc.address}"
     click.echo(f"alephant-otel {__version__}: OTLP/gRPC listening on {server.grpc.address}, storing in {server.store.path}")
     if server.http is not None:

@@ -34,11 +34,13 @@ class Server:
                  rules=None, cost_preference: str = "provided", prices=None, store_content: bool = False,
                  require_auth: bool = False, max_request_bytes: int = MAX_MESSAGE_BYTES,
                  max_queued_spans: int = 25_000, workers: int = 0, data_path: str | None = None,
-                 duckdb_threads: int | None = None):
+                 duckdb_threads: int | None = None, checkpoint_mb: int | None = None):
         self.db_path = db_path  # a DuckDB file, or a DuckLake (ducklake:postgres://..., with data_path)
         self.store = Store(db_path, data_path)
         if duckdb_threads is not None:
             self.store.set_threads(duckdb_threads)
+        if checkpoint_mb is not None:
+            self.store.set_checkpoint_mb(checkpoint_mb)
         self.auth = Authenticator.from_store(self.store.con, require_auth)
         self.pipeline = Pipeline(self.store, max_queued_spans=max_queued_spans, rules=rules,
                                  cost_preference=cost_preference, prices=prices, store_content=store_content,

@@ -9,7 +9,7 @@ from ..errors import SchemaTooNew, StoreError
 from . import schema, views
 from .backends import parse_spec
 
-CHECKPOINT_THRESHOLD = "64MB"
+CHECKPOINT_THRESHOLD = "64MB"  # the default; `serve --checkpoint-mb` sets another (Store.set_checkpoint_mb)
 
 
 def _version(con) -> int | None:

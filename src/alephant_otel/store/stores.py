@@ -39,6 +39,13 @@ class Store:
         (README, Performance)."""
         self.con.execute(f"SET threads = {int(n)}")
 
+    def set_checkpoint_mb(self, mb: int) -> None:
+        """Checkpoint the file once its write-ahead log passes `mb` MB (default
+        database.CHECKPOINT_THRESHOLD). The commit that checkpoints waits for it, and so do the
+        exports in it: a smaller threshold shortens those waits (the tail latency) and costs
+        more CPU per step (README, Performance)."""
+        self.con.execute(f"SET checkpoint_threshold = '{int(mb)}MB'")
+
     def reprice(self, prices, prefer: str = "provided", since=None, until=None) -> int:
         """Recompute computed costs in [since, until) with `prices` (see store/reprice.py)."""
         from .reprice import reprice
