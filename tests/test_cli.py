@@ -112,7 +112,7 @@ def test_serve_default_sizes():
 def test_queries_go_through_a_running_serve(tmp_path):
     db = tmp_path / "live.duckdb"
     proc = subprocess.Popen([CLI, "serve", "--db", str(db), "--grpc-port", "0", "--http-port", "0", "--duckdb-threads", "2",
-                             "--checkpoint-mb", "16"],
+                             "--checkpoint-mb", "32"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         lines = []
@@ -146,8 +146,8 @@ def test_queries_go_through_a_running_serve(tmp_path):
         threads = subprocess.run([CLI, "sql", "SELECT current_setting('threads') AS t,"
                                   " current_setting('checkpoint_threshold') AS c", "--db", str(db), "--format", "json"],
                                  capture_output=True, text=True, timeout=60)
-        # --duckdb-threads and --checkpoint-mb reached the server's DuckDB (16 MB = 15.2 MiB)
-        assert json.loads(threads.stdout) == [{"t": 2, "c": "15.2 MiB"}]
+        # --duckdb-threads and --checkpoint-mb reached the server's DuckDB (32 MB = 30.5 MiB)
+        assert json.loads(threads.stdout) == [{"t": 2, "c": "30.5 MiB"}]
         denied = subprocess.run([CLI, "sql", "DELETE FROM _spans", "--db", str(db)],
                                 capture_output=True, text=True, timeout=60)
         assert denied.returncode == 1 and "only SELECT" in denied.stderr

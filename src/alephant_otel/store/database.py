@@ -9,7 +9,7 @@ from ..errors import SchemaTooNew, StoreError
 from . import schema, views
 from .backends import parse_spec
 
-CHECKPOINT_THRESHOLD = "64MB"  # the default; `serve --checkpoint-mb` sets another (Store.set_checkpoint_mb)
+CHECKPOINT_THRESHOLD = "16MB"  # the default; `serve --checkpoint-mb` sets another (Store.set_checkpoint_mb)
 
 
 def _version(con) -> int | None:
@@ -42,10 +42,12 @@ def open_for_writing(path: str | Path, data_path: str | None = None) -> duckdb.D
     except duckdb.IOException as exc:
         raise StoreError(f"cannot open {path} for writing: {exc}") from None
     try:
-        # DuckDB checkpoints (merges the WAL into the file) once the WAL passes this size. At the
-        # 16MB default a busy receiver checkpoints every ~20k steps and recompresses the same
-        # row group again and again; 64MB cut write cost ~20% (128MB no more, and it held
-        # ~100MB more memory). The price: up to 64MB of WAL to replay after a crash.
+        # DuckDB checkpoints (merges the WAL into the file) once the WAL passes this size, inside
+        # the commit that crosses it: every export of that commit waits for the checkpoint. At
+        # 64MB that took 0.4-0.5 s and set the p99 even at half load; at 16MB ~0.17 s, for ~17%
+        # more writer CPU offline (the last row group is recompressed more often), which was
+        # within the noise end to end (README, Performance). DuckDB 1.5.5 cannot let inserts
+        # continue while a checkpoint writes the table, even from another connection.
         con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         # _spans has no index (see schema.py), which lets DuckDB's checkpoints "vacuum" it:
         # merge the row groups each commit appended. On the bench's traffic that stalled a
