@@ -19,7 +19,7 @@ from .. import inherit
 from .database import in_transaction
 from .lake import LakeWriter, retrying
 from .rows import resolved_columns
-from .writer import missing_ancestor
+from .writer import missing_ancestor, registered
 
 _READY = ("SELECT DISTINCT o.trace_id FROM _orphans_pending o SEMI JOIN _span_rows s"
           " ON s.trace_id = o.trace_id AND s.span_id = o.parent_span_id LIMIT ?")
@@ -46,13 +46,10 @@ def _adopt(writer: LakeWriter, max_traces: int) -> tuple[int, bool]:
     traces = [t for (t,) in con.execute(_READY, [max_traces]).fetchall()]
     if not traces:
         return 0, False
-    con.register("_adopt_traces", pa.table({"trace_id": pa.array(traces, type=pa.string())}))
-    try:
+    with registered(con, "_adopt_traces", pa.table({"trace_id": pa.array(traces, type=pa.string())})):
         entries = con.execute(
             "SELECT DISTINCT o.trace_id, o.span_id, o.parent_span_id FROM _orphans_pending o"
             " SEMI JOIN _adopt_traces t ON o.trace_id = t.trace_id").fetchall()
-    finally:
-        con.unregister("_adopt_traces")
     stored = writer._load_traces(set(traces))
     fixes: dict[tuple[str, str], dict] = {}
     handled, again = [], []

@@ -33,7 +33,7 @@ from . import schema, views
 from .backends import LAKE_ALIAS, StoreSpec, attach_lake
 from .database import check_version
 from .rows import COSTS, TOKENS
-from .writer import WriteResult, Writer
+from .writer import WriteResult, Writer, registered
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +210,8 @@ class LakeWriter(Writer):
         return now
 
     def _append(self, table: str, tbl: pa.Table, columns: str = "*") -> None:
-        self.con.register("_append", tbl)
-        try:
+        with registered(self.con, "_append", tbl):
             self.con.execute(f"INSERT INTO {table} SELECT {columns} FROM _append")
-        finally:
-            self.con.unregister("_append")
 
     def _now(self):
         return int(time.time() * 1_000_000)

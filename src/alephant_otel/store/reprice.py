@@ -8,6 +8,7 @@ import duckdb
 import pyarrow as pa
 
 from ..pricing import price_step
+from .writer import registered
 
 _READ = ["trace_id", "span_id", "step_kind", "provider", "request_model", "response_model", "model",
          "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
@@ -50,11 +51,10 @@ def reprice(con, prices, prefer: str = "provided", since: datetime | None = None
     tbl = pa.Table.from_pylist(changed, schema=_SCHEMA)
     con.execute("BEGIN")
     try:
-        con.register("_repriced", tbl)
         sets = ", ".join(f"{c} = r.{c}" for c in _WRITE)
-        con.execute(f"UPDATE {table} SET {sets} FROM _repriced r"
-                    f" WHERE {table}.trace_id = r.trace_id AND {table}.span_id = r.span_id")
-        con.unregister("_repriced")
+        with registered(con, "_repriced", tbl):
+            con.execute(f"UPDATE {table} SET {sets} FROM _repriced r"
+                        f" WHERE {table}.trace_id = r.trace_id AND {table}.span_id = r.span_id")
         con.execute("COMMIT")
     except BaseException:
         try:
