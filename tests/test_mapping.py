@@ -242,7 +242,7 @@ def test_values_equal_in_python_but_read_differently_are_not_confused(first, sec
     """The memo keys values with their types: 1, 1.0 and True are equal dict keys, not equal text."""
     a = map_one({"gen_ai.operation.name": "chat", "gen_ai.request.model": first})
     b = map_one({"gen_ai.operation.name": "chat", "gen_ai.request.model": second})
-    assert a["request_model"] != b["request_model"] or a["request_model"] is None
+    assert None not in (a["request_model"], b["request_model"]) and a["request_model"] != b["request_model"]
 
 
 def test_usage_read_from_a_json_attribute_is_not_taken_from_an_earlier_span():

@@ -8,7 +8,7 @@ import sys
 import click
 
 from .. import __version__
-from ..config import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_HTTP_PORT
+from ..config import DEFAULT_CHECKPOINT_MB, DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_HTTP_PORT
 from ..pricing import COST_PREFERENCES
 from . import main
 from .options import data_path_option, db_option
@@ -49,7 +49,7 @@ def default_sizes(cores: int, workers: int | None, duckdb_threads: int | None) -
                    "thousand rows dearer, not faster; raise it for heavy queries through the server "
                    "(env ALEPHANT_DUCKDB_THREADS).")
 @click.option("--checkpoint-mb", type=click.IntRange(1, 100_000), default=None, envvar="ALEPHANT_CHECKPOINT_MB",
-              help="Checkpoint the DuckDB file when its write-ahead log passes this many MB (default 16). Exports "
+              help=f"Checkpoint the DuckDB file when its write-ahead log passes this many MB (default {DEFAULT_CHECKPOINT_MB}). Exports "
                    "in the commit that checkpoints wait for it (~0.2 s at 16, ~0.4-0.5 s at 64); a larger "
                    "threshold checkpoints less often for a little less CPU per span (env ALEPHANT_CHECKPOINT_MB).")
 @click.option("--require-auth", is_flag=True, envvar="ALEPHANT_REQUIRE_AUTH",

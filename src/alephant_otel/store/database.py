@@ -5,11 +5,11 @@ from pathlib import Path
 
 import duckdb
 
+from ..config import DEFAULT_CHECKPOINT_MB
 from ..errors import SchemaTooNew, StoreError
 from . import schema, views
 from .backends import parse_spec
 
-CHECKPOINT_THRESHOLD = "16MB"  # the default; `serve --checkpoint-mb` sets another (Store.set_checkpoint_mb)
 
 
 def _version(con) -> int | None:
@@ -48,7 +48,8 @@ def open_for_writing(path: str | Path, data_path: str | None = None) -> duckdb.D
         # more writer CPU offline (the last row group is recompressed more often), which was
         # within the noise end to end (README, Performance). DuckDB 1.5.5 cannot let inserts
         # continue while a checkpoint writes the table, even from another connection.
-        con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        # (`serve --checkpoint-mb` sets another: Store.set_checkpoint_mb)
+        con.execute(f"SET checkpoint_threshold = '{DEFAULT_CHECKPOINT_MB}MB'")
         # _spans has no index (see schema.py), which lets DuckDB's checkpoints "vacuum" it:
         # merge the row groups each commit appended. On the bench's traffic that stalled a
         # checkpoint for 2-3 s, took ~450 MB more memory, and left ~85 bytes per step of freed

@@ -96,10 +96,11 @@ class Rollup:
         filt = f"WHERE {where}" if where else ""
         # money: each component aggregated on its own columns, then pivoted (ten times faster than
         # aggregating the unpivoted `money` view: only the columns each amount needs are read)
-        # (the retried share only where the roll-up shows it)
+        def retried_share(amt: str) -> str:  # only where the roll-up shows it
+            return f", sum({amt}) FILTER (WHERE retry_attempt > 0) AS retried" if self.retries else ""
+
         per_component = "\n    UNION ALL ".join(
-            f"SELECT {key_cols}, {ccy} AS currency, '{name}' AS component, sum({amt}) AS amount"
-            f"{f', sum({amt}) FILTER (WHERE retry_attempt > 0) AS retried' if self.retries else ''}"
+            f"SELECT {key_cols}, {ccy} AS currency, '{name}' AS component, sum({amt}) AS amount{retried_share(amt)}"
             f" FROM _spans WHERE {present} AND {amt} IS NOT NULL{' AND (' + where + ')' if where else ''}"
             f" GROUP BY {group}, {len(self.keys) + 1}"
             for name, amt, ccy, present in AMOUNTS)

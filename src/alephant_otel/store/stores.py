@@ -41,7 +41,7 @@ class Store:
 
     def set_checkpoint_mb(self, mb: int) -> None:
         """Checkpoint the file once its write-ahead log passes `mb` MB (default
-        database.CHECKPOINT_THRESHOLD). The commit that checkpoints waits for it, and so do the
+        config.DEFAULT_CHECKPOINT_MB). The commit that checkpoints waits for it, and so do the
         exports in it: a smaller threshold shortens those waits (the tail latency), a larger one
         costs a little less CPU per step (README, Performance)."""
         self.con.execute(f"SET checkpoint_threshold = '{int(mb)}MB'")
