@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import duckdb
 import pytest
@@ -518,7 +519,9 @@ def test_rows_prepared_in_the_worker_are_stored_as_the_writer_would_store_the_st
         counts = []
         for group in writes:
             if prepared:
-                pieces = [prepare([dict(s) for s in b]) for b in group]
+                # each crosses from its worker to the receiver pickled, as in serve
+                pieces = [(pickle.loads(pickle.dumps(r)) if r is not None else None, rest)
+                          for r, rest in (prepare([dict(s) for s in b]) for b in group)]
                 fast += sum(len(r) for r, _ in pieces if r is not None)
                 r = w.write([s for _, rest in pieces for s in rest], (), [r for r, _ in pieces])
             else:

