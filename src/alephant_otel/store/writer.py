@@ -220,8 +220,17 @@ class Writer:
                 "SELECT s.trace_id, s.span_id, s.parent_span_id, s.context_tiers,"
                 f" s.step_kind = 'model_call' AND ({_HAS_USAGE_SQL}) FROM {self.read_relation} s"
                 f" SEMI JOIN _load_traces t ON s.trace_id = t.trace_id WHERE true{since}", params).fetchall()
+        # spans of a trace usually carry the same context (the same headers): one object for
+        # each distinct text, so that their chains share it and resolve once (rows.resolved_once)
+        parsed: dict[str, list] = {}
         for t, s, p, tiers, usage in found:
-            out[t][s] = (p, orjson.loads(tiers) if tiers else rows.EMPTY_TIERS, bool(usage))
+            if tiers:
+                own = parsed.get(tiers)
+                if own is None:
+                    own = parsed[tiers] = orjson.loads(tiers)
+            else:
+                own = rows.EMPTY_TIERS
+            out[t][s] = (p, own, bool(usage))
         return out
 
     def _may_have_orphans(self) -> bool:
@@ -257,6 +266,7 @@ class Writer:
                     need.add(t)
                     break
         stored = self._load_traces(need)
+        resolved: dict[tuple, dict] = {}  # see rows.resolved_once (chains and steps outlive it)
         chains: dict[tuple[str, str], list] = {}
         updates: list[dict] = []
         orphans: dict[tuple[str, str], str] = {}
@@ -279,7 +289,7 @@ class Writer:
                               + [(sid, new_nodes) for sid in old if sid not in new_nodes])
                 for sid, above in candidates:  # re-resolved when it has an ancestor in `above`
                     if self._has_ancestor_in(sid, nodes, above):
-                        row = {"trace_id": t, "span_id": sid, **rows.resolved_columns(tchains[sid], t, nodes[sid][1])}
+                        row = {"trace_id": t, "span_id": sid, **rows.resolved_once(resolved, tchains[sid], t, nodes[sid][1])}
                         if self.track_incomplete:
                             row["_missing"] = missing_ancestor(sid, nodes, known)
                             if row["_missing"] is not None:
@@ -299,7 +309,6 @@ class Writer:
                         incomplete.add((t, sid))
             for sid in new_nodes:
                 chains[(t, sid)] = tchains[sid]
-        resolved: dict[tuple, dict] = {}  # see rows.resolved_once
         for s in steps:
             s.update(rows.resolved_once(resolved, chains[(s["trace_id"], s["span_id"])], s["trace_id"], s["tiers"]))
         demoted, usage_of, notes = self._demote_repeated_usage(steps, stored)
