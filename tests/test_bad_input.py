@@ -52,14 +52,14 @@ def test_bad_span_is_rejected_alone_through_partial_success(receiver):
 
 
 def test_a_span_the_mapper_fails_on_is_stored_raw_and_reported(receiver, monkeypatch):
-    real = mapping.map_span
+    real = mapping.map_fields
 
-    def flaky(span, *a):
-        if span.name == "explodes":
+    def flaky(row, *a):
+        if row["name"] == "explodes":
             raise ValueError("cannot map this one")
-        return real(span, *a)
+        return real(row, *a)
 
-    monkeypatch.setattr(mapping, "map_span", flaky)
+    monkeypatch.setattr(mapping, "map_fields", flaky)
     body = request(make_span("fine", span_id=1, attrs={"alephant.session.id": "s"}),
                    make_span("explodes", span_id=2, parent=1, attrs={"keep.me": "yes"}))
     resp = ExportTraceServiceResponse.FromString(call(receiver, body))

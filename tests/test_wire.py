@@ -16,10 +16,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from alephant_otel import wire
 from alephant_otel.errors import DecodeError
 from alephant_otel.inherit import resolve_steps
-from alephant_otel.mapping import map_request
+from alephant_otel.mapping import map_protobuf, map_request
 from alephant_otel.otlp import any_value
 from conftest import FIXTURES
-from test_fuzz import UNKNOWN_FIELDS, fuzz, ld, metadata, request_of, requests
+from test_fuzz import UNKNOWN_FIELDS, fuzz, ld, metadata, proto_bodies, request_of, requests, tag, varint
 from test_mapping import make_span
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
@@ -53,15 +53,22 @@ def canonical_span(data: bytes) -> bytes:
     return span.SerializeToString(deterministic=True)
 
 
-def assert_same_mapping(data: bytes, md=None, store_content=True):
-    official = map_request(ExportTraceServiceRequest.FromString(data), md, store_content=store_content)
-    ours = map_request(wire.parse(data), md, store_content=store_content)
+def assert_same_batch(ours, official):
     assert canonical(ours.steps) == canonical(official.steps)
     assert ours.unmapped == official.unmapped
     assert [(r.reason, r.trace_id, r.span_id) for r in ours.rejected] == \
         [(r.reason, r.trace_id, r.span_id) for r in official.rejected]
     assert [canonical_span(r.span_bytes) for r in ours.rejected] == \
         [canonical_span(r.span_bytes) for r in official.rejected]
+
+
+def assert_same_mapping(data: bytes, md=None, store_content=True):
+    """The official messages, wire.parse and map_protobuf (the C reader where it reads the
+    request) give the same steps."""
+    official = map_request(ExportTraceServiceRequest.FromString(data), md, store_content=store_content)
+    ours = map_request(wire.parse(data), md, store_content=store_content)
+    assert_same_batch(ours, official)
+    assert_same_batch(map_protobuf(data, md, store_content=store_content), official)
     return ours
 
 

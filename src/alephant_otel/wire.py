@@ -7,6 +7,10 @@ key, field 2 the value), so upb parses attributes in C into key -> serialized An
 Python object is made per KeyValue. `value(raw)` turns one serialized AnyValue into a plain
 Python value; values repeat (models, providers, header values), so decoded ones are cached.
 
+`decode_native(data)` reads the common request (spans with scalar attributes, no events or
+links) in C, straight into the mapper's raw rows and attribute dicts; anything else is left to
+`parse`.
+
 `count_spans(data)` counts a request's spans by reading spans as opaque bytes: the receiver
 admits a request by its size without decoding it (a worker process decodes it).
 
@@ -29,6 +33,11 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from .errors import DecodeError
+
+try:
+    from . import _wirec  # the common request read in C (_wirec.c)
+except ImportError:  # installed without a C compiler: every request is read by parse()
+    _wirec = None
 
 _OFFICIAL = ".opentelemetry.proto."
 _OURS = ".alephant.wire."
@@ -122,6 +131,15 @@ def parse(data: bytes):
     except Exception as exc:
         raise DecodeError(f"request body is not a valid ExportTraceServiceRequest: {_official_names(exc)}") from None
     return req
+
+
+def decode_native(data: bytes):
+    """The request read in C without messages, as [(resource attributes, [(scope name, scope
+    version, [(raw row, attributes, kind, offset, length)])])], the span's bytes being
+    data[offset:offset + length]; or None when it holds anything the C reader leaves to
+    `parse` (events, links, unknown fields, bad ids, nested or bytes values, malformed bytes)
+    or the reader is not built. mapping.map_protobuf maps either way to the same steps."""
+    return _wirec.decode(data) if _wirec is not None else None
 
 
 def is_wire(message) -> bool:

@@ -2,17 +2,21 @@
 
 `map_request(request, metadata)` maps a whole ExportTraceServiceRequest; spans it cannot key are
 returned as rejected (with their raw bytes) and spans it fails to map are kept raw and counted.
+`map_protobuf(data, metadata)` does the same from the serialized request, read in C when it can.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
 from ..errors import DecodeError
 from .. import wire
 from ..otlp import attributes
 from . import context
-from .span import InvalidSpan, Outer, map_span, span_ids, unmapped_row
+from .span import InvalidSpan, Outer, map_fields, raw_fields, span_ids, unmapped_row
 
 
 @dataclass
@@ -123,7 +127,8 @@ def map_request(request, metadata: Iterable[tuple[str, Any]] | None = None, rule
                         span.SerializeToString()))
                     continue
                 try:
-                    batch.steps.extend(map_span(span, ids, scope, outer, rules))
+                    batch.steps.extend(map_fields(raw_fields(span, ids, scope), attributes(span.attributes),
+                                                  span.kind, span, outer, rules))
                 except DecodeError:  # a value the official parse refuses (wire.py): refuse it all
                     raise
                 except Exception as exc:  # a mapper bug must not lose the span
@@ -133,4 +138,29 @@ def map_request(request, metadata: Iterable[tuple[str, Any]] | None = None, rule
     return batch
 
 
-__all__ = ["map_request", "MappedBatch", "Rejected", "Attribution"]
+def map_protobuf(data: bytes, metadata: Iterable[tuple[str, Any]] | None = None, rules=None,
+                 attribution: Attribution | None = None, store_content: bool = True) -> MappedBatch:
+    """`map_request` of a serialized ExportTraceServiceRequest. The common request (spans with
+    scalar attributes and neither events nor links) is read in C (wire.decode_native); any
+    other is parsed by wire.parse. The steps are the same either way (tests/test_wire.py)."""
+    decoded = wire.decode_native(data)
+    if decoded is None:
+        return map_request(wire.parse(data), metadata, rules, attribution, store_content)
+    batch = MappedBatch()
+    request_ctx = context.request_context(metadata)
+    for resource_attrs, scopes in decoded:
+        outer = Outer(resource_attrs, request_ctx, attribution, store_content)
+        for scope_name, scope_version, spans in scopes:
+            for row, attrs, kind, offset, length in spans:
+                try:
+                    batch.steps.extend(map_fields(row, attrs, kind, None, outer, rules))
+                except Exception as exc:  # a mapper bug must not lose the span: kept raw, as above
+                    span = Span.FromString(data[offset:offset + length])
+                    scope = InstrumentationScope(name=scope_name or "", version=scope_version or "")
+                    batch.unmapped += 1
+                    batch.steps.append(unmapped_row(span, span_ids(span), scope, outer,
+                                                    f"{type(exc).__name__}: {exc}"))
+    return batch
+
+
+__all__ = ["map_request", "map_protobuf", "MappedBatch", "Rejected", "Attribution"]

@@ -127,19 +127,24 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> list[dict]:
     """Map one span: its step first, then a step for each event that records a payment or a
     policy decision. `outer` holds what its resource and export call contribute, `rules` an
     optional RuleSet that runs before the built-in conventions."""
-    row = raw_fields(span, ids, scope)
-    attrs = attributes(span.attributes)
+    return map_fields(raw_fields(span, ids, scope), attributes(span.attributes), span.kind, span, outer, rules)
+
+
+def map_fields(row: dict, attrs: dict, kind: int, span, outer: "Outer", rules=None) -> list[dict]:
+    """`map_span` from what is read of the span: its `raw_fields`, its attributes as plain
+    values and its kind; `span` (the message) is read only for its events and links, and may
+    be None when it has neither (wire.decode_native reads such spans without a message)."""
     consumed: set[str] = set()
     anomalies: list[str] = []
-    if span.start_time_unix_nano and span.end_time_unix_nano < span.start_time_unix_nano:
+    if row["start_time"] is not None and row["duration_ms"] is None:  # start set, end before it
         anomalies.append("end time before start time; duration left out")
 
-    info = SpanInfo(attrs, scope.name or None, outer.resource_attrs)
+    info = SpanInfo(attrs, row["scope_name"], outer.resource_attrs)
     span_alephant = context.alephant_context(attrs, consumed, info.shape)
     found = extract_all(info, consumed)
     cost_currency = None
     if rules is not None:
-        by_rule, rule_ctx = rules.apply(info, span.name, span.kind, consumed)
+        by_rule, rule_ctx = rules.apply(info, row["name"], kind, consumed)
         if by_rule is not None:
             found = merge([by_rule, found])
             cost_currency = rule_ctx.pop("_cost_currency", None)
@@ -152,7 +157,7 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> list[dict]:
     hint = found.kind
     if hint != "model_call" and "rules" not in found.names:
         hint = "payment" if money.is_payment(values) else "policy_check" if money.is_policy(values) else hint
-    step_kind = kinds.classify(attrs, span.kind, hint, model is not None,
+    step_kind = kinds.classify(attrs, kind, hint, model is not None,
                                usage.has_usage(tokens), consumed, anomalies)
     if step_kind == "model_call":
         consumed |= usage_consumed
@@ -171,7 +176,7 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> list[dict]:
     if provided_key is not None:
         consumed.add(provided_key)
 
-    events = _events(span, outer.store_content)
+    events = _events(span, outer.store_content) if span is not None else []
     conventions = (["alephant"] if span_alephant else []) + found.names
     secret, content = _flagged(info.shape)
     leftover = {k: v for k, v in attrs.items() if k not in consumed and k not in secret}
@@ -181,7 +186,7 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> list[dict]:
     row = {  # one dict display: cheaper than update(**...) on every span
         **row,
         "step_kind": step_kind,
-        "operation": found.operation or span.name,
+        "operation": found.operation or row["name"],
         "provider": found.provider,
         "request_model": found.request_model,
         "response_model": found.response_model,
@@ -200,7 +205,7 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> list[dict]:
         "resource": outer.resource_json,
         "attributes": dumps(leftover),
         "events": dumps(events),
-        "links": dumps(_links(span)),
+        "links": dumps(_links(span)) if span is not None else None,
         "convention": ",".join(dict.fromkeys(conventions)) or None,
         "anomalies": dumps(anomalies),
         "mapping_error": None,
@@ -309,4 +314,4 @@ class Outer:
         self.resource_json = dumps(without_secrets(resource_attrs))
 
 
-__all__ = ["map_span", "unmapped_row", "raw_fields", "span_ids", "Outer", "InvalidSpan", "any_value"]
+__all__ = ["map_span", "map_fields", "unmapped_row", "raw_fields", "span_ids", "Outer", "InvalidSpan", "any_value"]

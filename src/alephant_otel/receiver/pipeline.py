@@ -19,7 +19,7 @@ from ..mapping import MappedBatch
 from .. import wire
 from ..otlp import decode_json
 from ..store import Store, WriteResult
-from .workers import map_decoded
+from .workers import map_decoded, map_serialized
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,10 @@ class Pipeline:
             # spans) is not kept while the export waits: memory follows the queue's bound.
             n = count_spans(request)
             del request
-        elif self._pool is None:
-            return self.export_request(wire.parse(data), metadata, attribution, timeout)
+        elif self._pool is None:  # mapped on this thread, read in C when it can (map_protobuf)
+            return self._write(wire.count_spans(data), lambda: map_serialized(
+                data, metadata, attribution, self.rules, self.store_content, self.cost_preference, self.prices),
+                timeout)
         else:
             # Admitted by its span count, read without decoding the spans; the worker parses
             # the bytes (a bad request fails there, before any of it is queued).

@@ -12,8 +12,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from ..mapping import MappedBatch, map_request
-from .. import wire
+from ..mapping import MappedBatch, map_protobuf, map_request
 from ..otlp import decode_json
 from ..pricing import price_steps
 from ..store.rows import prepare
@@ -39,7 +38,16 @@ def map_decoded(request, metadata, attribution, rules=None, store_content: bool 
                 cost_preference: str = "provided", prices=None) -> MappedBatch:
     """Map, price and prepare a decoded request: what the writer receives, in a worker or (with
     no workers) on the receiving thread. Prepared rows cross processes as Arrow."""
-    batch = map_request(request, metadata, rules, attribution, store_content)
+    return _priced(map_request(request, metadata, rules, attribution, store_content), cost_preference, prices)
+
+
+def map_serialized(data: bytes, metadata, attribution, rules=None, store_content: bool = False,
+                   cost_preference: str = "provided", prices=None) -> MappedBatch:
+    """`map_decoded` of a serialized protobuf request (read in C when it can: map_protobuf)."""
+    return _priced(map_protobuf(data, metadata, rules, attribution, store_content), cost_preference, prices)
+
+
+def _priced(batch: MappedBatch, cost_preference: str, prices) -> MappedBatch:
     price_steps(batch.steps, cost_preference, prices)
     batch.ready, batch.steps = prepare(batch.steps)
     return batch
@@ -47,9 +55,11 @@ def map_decoded(request, metadata, attribution, rules=None, store_content: bool 
 
 def map_bytes(data: bytes, codec: str, metadata, attribution) -> MappedBatch:
     """Decode, map, price and prepare one export request (runs in a worker process)."""
-    request = decode_json(data) if codec == "json" else wire.parse(data)
-    return map_decoded(request, metadata, attribution, _OPTIONS.get("rules"), _OPTIONS.get("store_content", False),
-                       _OPTIONS.get("cost_preference", "provided"), _OPTIONS.get("prices"))
+    options = (_OPTIONS.get("rules"), _OPTIONS.get("store_content", False),
+               _OPTIONS.get("cost_preference", "provided"), _OPTIONS.get("prices"))
+    if codec == "json":
+        return map_decoded(decode_json(data), metadata, attribution, *options)
+    return map_serialized(data, metadata, attribution, *options)
 
 
 class MapperPool:
