@@ -1,6 +1,7 @@
-"""The C reader (src/alephant_otel/_wirec.c, wire.decode_native): it reads the common request
-straight into the mapper's rows, leaves everything else to wire.parse, never accepts what the
-official parser refuses, and what it reads maps exactly as the official messages do."""
+"""The C reader (src/alephant_otel/_wirec.c, wire.decode_native): it reads the common span
+straight into the mapper's rows, leaves other spans to the message classes and unusual
+requests to wire.parse, never reads what the official parser refuses, and every request maps
+exactly as the official messages map."""
 from __future__ import annotations
 
 import math
@@ -46,6 +47,19 @@ def value(**kw) -> bytes:
     return AnyValue(**kw).SerializeToString()
 
 
+def spans_of(decoded) -> list[tuple]:
+    return [s for _, scopes in decoded for _, _, ss in scopes for s in ss]
+
+
+def left_to_messages(data: bytes) -> list[bytes] | None:
+    """The bytes of the spans the C reader left to the message classes; None when it left the
+    whole request to wire.parse."""
+    decoded = wire.decode_native(data)
+    if decoded is None:
+        return None
+    return [data[offset:offset + length] for row, _, _, offset, length in spans_of(decoded) if row is None]
+
+
 def test_the_c_reader_is_built():
     assert wire._wirec is not None, "alephant_otel._wirec was not built: install a C compiler and reinstall"
 
@@ -54,7 +68,7 @@ def test_the_benchmark_workload_and_every_captured_instrumentation_are_read_in_c
     for data in [make_request(5, spans=100)] + [p.read_bytes() for p in sorted(FIXTURES.glob("*.pb"))]:
         decoded = wire.decode_native(data)
         assert decoded is not None
-        spans = [s for _, scopes in decoded for _, _, ss in scopes for s in ss]
+        spans = spans_of(decoded)
         assert len(spans) == wire.count_spans(data)
         for row, attrs, kind, offset, length in spans:  # each span's own bytes, for the rare raw paths
             official = Span.FromString(data[offset:offset + length])
@@ -95,7 +109,7 @@ READ_IN_C = {
     ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans()])]).SerializeToString(),
 ], ids=[*READ_IN_C, "scope, resource and schema urls", "fields out of order", "empty request", "no spans"])
 def test_what_the_c_reader_reads_maps_as_the_official_messages_do(data):
-    assert wire.decode_native(data) is not None
+    assert left_to_messages(data) == []
     assert_same_mapping(data, md=[("alephant-session-id", "s1")])
     assert_same_mapping(data, store_content=False)
 
@@ -124,16 +138,41 @@ LEFT_TO_PARSE = {
 }
 
 
+@pytest.mark.parametrize("case", LEFT_TO_PARSE)
+def test_a_span_the_c_reader_leaves_to_the_messages_maps_as_the_official_messages_do(case):
+    """Read alone by the message classes, among spans the C reader reads (before and after it)."""
+    odd = LEFT_TO_PARSE[case]
+    data = request(span("before", {"gen_ai.request.model": "gpt-4o"}, span_id=11), odd,
+                   span("after", {"gen_ai.usage.input_tokens": 3}, span_id=12))
+    assert left_to_messages(data) == [odd]
+    assert_same_mapping(data, md=[("alephant-run-id", "r1")])
+
+
 @pytest.mark.parametrize("data", [
-    *(request(s) for s in LEFT_TO_PARSE.values()),
     request(span("sa"), scope=InstrumentationScope(name="lib", attributes=[
         KeyValue(key="k", value=AnyValue(string_value="v"))]).SerializeToString()),
     request(span("re"), resource=Resource(attributes=[]).SerializeToString() + UNKNOWN_FIELDS),
+    request(span("rv"), resource=Resource(attributes=[KeyValue(key="k", value=AnyValue(
+        kvlist_value=KeyValueList()))]).SerializeToString()),
     request(span("rq")) + UNKNOWN_FIELDS,
-], ids=[*LEFT_TO_PARSE, "scope attributes", "an unknown resource field", "an unknown request field"])
-def test_what_the_c_reader_leaves_to_parse_still_maps_as_the_official_messages_do(data):
+], ids=["scope attributes", "an unknown resource field", "a kvlist on the resource", "an unknown request field"])
+def test_a_request_the_c_reader_leaves_to_parse_maps_as_the_official_messages_do(data):
     assert wire.decode_native(data) is None
     assert_same_mapping(data)
+
+
+def test_a_few_spans_with_events_or_bad_ids_leave_the_rest_of_the_request_to_the_c_reader():
+    exception = make_span("failed tool", span_id=0xE1, events=[Span.Event(
+        name="exception", time_unix_nano=5, attributes=[KeyValue(key="exception.type", value=AnyValue(
+            string_value="TimeoutError"))])]).SerializeToString()
+    bad = make_span("bad id", span_id=bytes(8)).SerializeToString()
+    common = [span(f"chat {i}", {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": i}, span_id=100 + i)
+              for i in range(40)]
+    data = request(*common[:20], exception, *common[20:], bad)
+    assert left_to_messages(data) == [exception, bad]
+    batch = assert_same_mapping(data)
+    assert len(batch.steps) == 41 and len(batch.rejected) == 1
+    assert next(s for s in batch.steps if s["name"] == "failed tool")["error_type"] == "TimeoutError"
 
 
 @pytest.mark.parametrize("data", [
@@ -150,12 +189,27 @@ def test_what_the_c_reader_leaves_to_parse_still_maps_as_the_official_messages_d
     request(span("s") + tag(9, 3)),  # a group where a message belongs
 ], ids=["name", "key", "value", "array item", "trace state", "schema url", "scope name", "status message",
         "truncated", "short fixed64", "group"])
-def test_what_the_official_parser_refuses_the_c_reader_leaves_to_parse_which_refuses_it(data):
+def test_what_the_official_parser_refuses_the_c_reader_leaves_to_the_messages_which_refuse_it(data):
     with pytest.raises(Exception):
         ExportTraceServiceRequest.FromString(data)
-    assert wire.decode_native(data) is None
+    assert_not_read_in_c(data)
     with pytest.raises(DecodeError):
         map_protobuf(data)
+
+
+def assert_not_read_in_c(data: bytes) -> None:
+    """For a request the official parser refuses: the C reader left it to wire.parse, or left
+    it a span that the official parser refuses on its own."""
+    left = left_to_messages(data)
+    if left is None:
+        return
+    refused = []
+    for raw in left:
+        try:
+            Span.FromString(raw)
+        except Exception:
+            refused.append(raw)
+    assert refused, "the C reader read every span of a request the official parser refuses"
 
 
 def plain(req: ExportTraceServiceRequest) -> bytes:
@@ -199,11 +253,10 @@ plain_bodies = st.one_of(requests().map(plain), requests().map(plain).flatmap(mu
 @fuzz(400)
 @given(st.one_of(proto_bodies, plain_bodies), metadata)
 def test_random_and_mutated_bodies_are_read_in_c_only_when_the_official_parser_would_and_map_the_same(body, md):
-    native = wire.decode_native(body)
     try:
         ExportTraceServiceRequest.FromString(body)
     except Exception:
-        assert native is None
+        assert_not_read_in_c(body)
         with pytest.raises(DecodeError):
             map_protobuf(body, md)
         return
@@ -229,7 +282,7 @@ def test_a_span_the_mapper_fails_on_is_kept_raw_from_its_own_bytes(monkeypatch):
     monkeypatch.setattr(mapping, "map_fields", flaky)
     data = request(span("fine"), span("explodes", {"keep.me": "yes", "http.request.header.authorization": ["x"]},
                                       span_id=2, parent=1), scope=InstrumentationScope(name="lib").SerializeToString())
-    assert wire.decode_native(data) is not None
+    assert left_to_messages(data) == []
     batch = map_protobuf(data)
     official = map_request(ExportTraceServiceRequest.FromString(data))
     assert batch.unmapped == official.unmapped == 1

@@ -3,11 +3,13 @@
  *
  * decode(data) -> list of (resource attributes, [(scope name, scope version, [span, ...])])
  * where span is (raw row dict, attributes dict, kind, offset, length) and data[offset:offset +
- * length] is the span's own serialized bytes; or None when the request holds anything this
- * reader does not handle exactly as the official parser would (events, links, unknown or
- * repeated singular fields, a bad id, a value kind other than string, bool, int, double or a
- * flat array of those, malformed bytes, text that is not UTF-8). None means "read it the
- * usual way" (wire.parse): that path also refuses what is malformed, with its own message.
+ * length] is the span's own serialized bytes. A span holding anything this reader does not
+ * handle exactly as the official parser would (events, links, unknown or repeated singular
+ * fields, a bad id, a value kind other than string, bool, int, double or a flat array of
+ * those, malformed bytes, text that is not UTF-8) comes as (None, None, 0, offset, length):
+ * the mapper parses those bytes with the message classes. The whole result is None when the
+ * request, a resource or a scope holds such a thing: then the request is read the usual way
+ * (wire.parse), which also refuses what is malformed, with its own message.
  *
  * The raw row has the keys and values of mapping.span.raw_fields, in its order. Attribute maps
  * keep the last value of a repeated key, as upb's maps and the SDKs do.
@@ -419,9 +421,11 @@ static int scope_spans(const uint8_t *data, const uint8_t *s, Py_ssize_t n, PyOb
         PyObject *row, *attrs;
         long kind;
         rc = span(f.data, f.len, scope_name, scope_version, base, &row, &attrs, &kind);
-        if (rc != OK)
+        if (rc == FAIL)
             break;
-        PyObject *t = Py_BuildValue("(NNlnn)", row, attrs, kind, (Py_ssize_t)(f.data - data), f.len);
+        PyObject *t = rc == OK ? Py_BuildValue("(NNlnn)", row, attrs, kind, (Py_ssize_t)(f.data - data), f.len)
+                               : Py_BuildValue("(OOinn)", Py_None, Py_None, 0, (Py_ssize_t)(f.data - data), f.len);
+        rc = OK;
         if (t == NULL || PyList_Append(spans, t) < 0)
             rc = FAIL;
         Py_XDECREF(t);

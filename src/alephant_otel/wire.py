@@ -8,8 +8,8 @@ Python object is made per KeyValue. `value(raw)` turns one serialized AnyValue i
 Python value; values repeat (models, providers, header values), so decoded ones are cached.
 
 `decode_native(data)` reads the common request (spans with scalar attributes, no events or
-links) in C, straight into the mapper's raw rows and attribute dicts; anything else is left to
-`parse`.
+links) in C, straight into the mapper's raw rows and attribute dicts; other spans are left to
+`parse_span`, other resources and scopes to `parse`.
 
 `count_spans(data)` counts a request's spans by reading spans as opaque bytes: the receiver
 admits a request by its size without decoding it (a worker process decodes it).
@@ -118,6 +118,7 @@ def _count_pool():
 _POOL = _build_pool()
 Request = message_factory.GetMessageClass(
     _POOL.FindMessageTypeByName("alephant.wire.collector.trace.v1.ExportTraceServiceRequest"))
+_Span = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("alephant.wire.trace.v1.Span"))
 _OFFICIAL_CLASSES = {"Resource": Resource, "InstrumentationScope": InstrumentationScope}
 _CountRequest = message_factory.GetMessageClass(_count_pool().FindMessageTypeByName("alephant.wire.count.Request"))
 
@@ -136,10 +137,22 @@ def parse(data: bytes):
 def decode_native(data: bytes):
     """The request read in C without messages, as [(resource attributes, [(scope name, scope
     version, [(raw row, attributes, kind, offset, length)])])], the span's bytes being
-    data[offset:offset + length]; or None when it holds anything the C reader leaves to
-    `parse` (events, links, unknown fields, bad ids, nested or bytes values, malformed bytes)
-    or the reader is not built. mapping.map_protobuf maps either way to the same steps."""
+    data[offset:offset + length]. A span the C reader leaves to `parse_span` (events, links,
+    unknown fields, bad ids, nested or bytes values, malformed bytes) has row and attributes
+    None. None when a resource or scope holds such a thing, or the reader is not built: then
+    `parse` reads the request. mapping.map_protobuf maps either way to the same steps."""
     return _wirec.decode(data) if _wirec is not None else None
+
+
+def parse_span(data: bytes):
+    """One serialized Span, read as `parse` reads the spans of a request; DecodeError if it
+    is not one."""
+    span = _Span()
+    try:
+        span.ParseFromString(data)
+    except Exception as exc:
+        raise DecodeError(f"request body is not a valid ExportTraceServiceRequest: {_official_names(exc)}") from None
+    return span
 
 
 def is_wire(message) -> bool:

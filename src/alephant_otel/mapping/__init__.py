@@ -117,46 +117,71 @@ def map_request(request, metadata: Iterable[tuple[str, Any]] | None = None, rule
         outer = Outer(attributes(checked(rs.resource).attributes), request_ctx, attribution, store_content)
         for ss in rs.scope_spans:
             scope = checked(ss.scope)
+            if as_read and scope.attributes:  # not mapped, but refused as the official parse refuses them
+                attributes(scope.attributes)
             for span in ss.spans:
-                span = checked_span(span)
-                try:
-                    ids = span_ids(span)
-                except InvalidSpan as exc:
-                    batch.rejected.append(Rejected(
-                        str(exc), span.trace_id.hex() or None, span.span_id.hex() or None,
-                        span.SerializeToString()))
-                    continue
-                try:
-                    batch.steps.extend(map_fields(raw_fields(span, ids, scope), attributes(span.attributes),
-                                                  span.kind, span, outer, rules))
-                except DecodeError:  # a value the official parse refuses (wire.py): refuse it all
-                    raise
-                except Exception as exc:  # a mapper bug must not lose the span
-                    batch.unmapped += 1
-                    batch.steps.append(unmapped_row(
-                        span, ids, scope, outer, f"{type(exc).__name__}: {exc}"))
+                _map_message(batch, checked_span(span), scope, outer, rules)
     return batch
+
+
+def _map_message(batch: MappedBatch, span, scope, outer: Outer, rules) -> None:
+    """Map one span message into `batch`: its steps, or rejected (unusable ids), or kept raw
+    and counted (the mapper failed on it)."""
+    try:
+        ids = span_ids(span)
+    except InvalidSpan as exc:
+        batch.rejected.append(Rejected(
+            str(exc), span.trace_id.hex() or None, span.span_id.hex() or None, span.SerializeToString()))
+        return
+    try:
+        batch.steps.extend(map_fields(raw_fields(span, ids, scope), attributes(span.attributes),
+                                      span.kind, span, outer, rules))
+    except DecodeError:  # a value the official parse refuses (wire.py): refuse it all
+        raise
+    except Exception as exc:  # a mapper bug must not lose the span
+        batch.unmapped += 1
+        batch.steps.append(unmapped_row(span, ids, scope, outer, f"{type(exc).__name__}: {exc}"))
+
+
+class _SpanUnreadable(Exception):
+    """A span the C reader left to the message classes does not parse: the request is parsed
+    whole, so that it is refused as `wire.parse` refuses it."""
 
 
 def map_protobuf(data: bytes, metadata: Iterable[tuple[str, Any]] | None = None, rules=None,
                  attribution: Attribution | None = None, store_content: bool = True) -> MappedBatch:
-    """`map_request` of a serialized ExportTraceServiceRequest. The common request (spans with
-    scalar attributes and neither events nor links) is read in C (wire.decode_native); any
-    other is parsed by wire.parse. The steps are the same either way (tests/test_wire.py)."""
+    """`map_request` of a serialized ExportTraceServiceRequest. The common span (scalar
+    attributes, neither events nor links) is read in C (wire.decode_native); any other span is
+    parsed alone, and a request whose resources or scopes are unusual is parsed whole
+    (wire.parse). The steps are the same either way (tests/test_wire_native.py)."""
     decoded = wire.decode_native(data)
-    if decoded is None:
-        return map_request(wire.parse(data), metadata, rules, attribution, store_content)
+    if decoded is not None:
+        try:
+            return _map_native(decoded, data, metadata, rules, attribution, store_content)
+        except _SpanUnreadable:
+            pass
+    return map_request(wire.parse(data), metadata, rules, attribution, store_content)
+
+
+def _map_native(decoded, data: bytes, metadata, rules, attribution, store_content: bool) -> MappedBatch:
     batch = MappedBatch()
     request_ctx = context.request_context(metadata)
     for resource_attrs, scopes in decoded:
         outer = Outer(resource_attrs, request_ctx, attribution, store_content)
         for scope_name, scope_version, spans in scopes:
+            scope = InstrumentationScope(name=scope_name or "", version=scope_version or "")
             for row, attrs, kind, offset, length in spans:
+                if row is None:  # left to the message classes (events, links, bad ids, ...)
+                    try:
+                        span = wire.parse_span(data[offset:offset + length])
+                    except DecodeError:
+                        raise _SpanUnreadable() from None
+                    _map_message(batch, wire.official_span(span), scope, outer, rules)
+                    continue
                 try:
                     batch.steps.extend(map_fields(row, attrs, kind, None, outer, rules))
                 except Exception as exc:  # a mapper bug must not lose the span: kept raw, as above
                     span = Span.FromString(data[offset:offset + length])
-                    scope = InstrumentationScope(name=scope_name or "", version=scope_version or "")
                     batch.unmapped += 1
                     batch.steps.append(unmapped_row(span, span_ids(span), scope, outer,
                                                     f"{type(exc).__name__}: {exc}"))
