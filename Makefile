@@ -57,4 +57,4 @@ generate: $(STAMP)
 	$(BIN)/python tools/generate_semconv.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache src/alephant_otel/_wirec.*.so

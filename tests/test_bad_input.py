@@ -51,15 +51,20 @@ def test_bad_span_is_rejected_alone_through_partial_success(receiver):
     assert len(kept) == 1 and b"bad-id" in kept[0]["span"]
 
 
-def test_a_span_the_mapper_fails_on_is_stored_raw_and_reported(receiver, monkeypatch):
+def mapper_fails_on(name: str, monkeypatch) -> None:
+    """Make the mapper raise on spans named `name` (both readers map through map_fields)."""
     real = mapping.map_fields
 
     def flaky(row, *a):
-        if row["name"] == "explodes":
+        if row["name"] == name:
             raise ValueError("cannot map this one")
         return real(row, *a)
 
     monkeypatch.setattr(mapping, "map_fields", flaky)
+
+
+def test_a_span_the_mapper_fails_on_is_stored_raw_and_reported(receiver, monkeypatch):
+    mapper_fails_on("explodes", monkeypatch)
     body = request(make_span("fine", span_id=1, attrs={"alephant.session.id": "s"}),
                    make_span("explodes", span_id=2, parent=1, attrs={"keep.me": "yes"}))
     resp = ExportTraceServiceResponse.FromString(call(receiver, body))

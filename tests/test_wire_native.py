@@ -270,16 +270,9 @@ def test_random_and_mutated_bodies_are_read_in_c_only_when_the_official_parser_w
 
 
 def test_a_span_the_mapper_fails_on_is_kept_raw_from_its_own_bytes(monkeypatch):
-    from alephant_otel import mapping
+    from test_bad_input import mapper_fails_on
 
-    real = mapping.map_fields
-
-    def flaky(row, *a):
-        if row["name"] == "explodes":
-            raise ValueError("cannot map this one")
-        return real(row, *a)
-
-    monkeypatch.setattr(mapping, "map_fields", flaky)
+    mapper_fails_on("explodes", monkeypatch)
     data = request(span("fine"), span("explodes", {"keep.me": "yes", "http.request.header.authorization": ["x"]},
                                       span_id=2, parent=1), scope=InstrumentationScope(name="lib").SerializeToString())
     assert left_to_messages(data) == []

@@ -123,15 +123,19 @@ _OFFICIAL_CLASSES = {"Resource": Resource, "InstrumentationScope": Instrumentati
 _CountRequest = message_factory.GetMessageClass(_count_pool().FindMessageTypeByName("alephant.wire.count.Request"))
 
 
+def _read(message, data: bytes):
+    """`message` parsed from `data`; DecodeError, naming the official messages, if it fails."""
+    try:
+        message.ParseFromString(data)
+    except Exception as exc:
+        raise DecodeError(f"request body is not a valid ExportTraceServiceRequest: {_official_names(exc)}") from None
+    return message
+
+
 def parse(data: bytes):
     """Parse a serialized ExportTraceServiceRequest for mapping; raise DecodeError when it is
     not one. Fields are those of the official messages; attributes are maps (see above)."""
-    req = Request()
-    try:
-        req.ParseFromString(data)
-    except Exception as exc:
-        raise DecodeError(f"request body is not a valid ExportTraceServiceRequest: {_official_names(exc)}") from None
-    return req
+    return _read(Request(), data)
 
 
 def decode_native(data: bytes):
@@ -147,12 +151,7 @@ def decode_native(data: bytes):
 def parse_span(data: bytes):
     """One serialized Span, read as `parse` reads the spans of a request; DecodeError if it
     is not one."""
-    span = _Span()
-    try:
-        span.ParseFromString(data)
-    except Exception as exc:
-        raise DecodeError(f"request body is not a valid ExportTraceServiceRequest: {_official_names(exc)}") from None
-    return span
+    return _read(_Span(), data)
 
 
 def is_wire(message) -> bool:
@@ -187,11 +186,7 @@ def _official_names(exc: Exception) -> str:
 def count_spans(data: bytes) -> int:
     """The number of spans in a serialized ExportTraceServiceRequest; DecodeError if it is
     not one (the spans themselves are not decoded)."""
-    req = _CountRequest()
-    try:
-        req.ParseFromString(data)
-    except Exception as exc:
-        raise DecodeError(f"request body is not a valid ExportTraceServiceRequest: {_official_names(exc)}") from None
+    req = _read(_CountRequest(), data)
     return sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
 
 
