@@ -283,3 +283,16 @@ def test_a_span_the_mapper_fails_on_is_kept_raw_from_its_own_bytes(monkeypatch):
     raw = next(s for s in batch.steps if s["name"] == "explodes")
     assert "cannot map this one" in raw["mapping_error"] and raw["scope_name"] == "lib"
     assert "keep.me" in raw["attributes"] and "authorization" not in raw["attributes"]
+
+
+def test_attribute_keys_are_read_right_whatever_the_key_cache_holds():
+    """Keys are kept in a bounded cache by their bytes: many distinct keys (more than it holds),
+    keys longer than it keeps, keys that differ only in their last byte, each read as sent."""
+    many = {f"k.{i}": i for i in range(10_000)}
+    long = {"x" * 96 + tail: tail for tail in ("a", "b", "")} | {"y" * 200 + "1": 1, "y" * 200 + "2": 2}
+    near = {f"gen_ai.request.mode{c}": c for c in "lmnop"}
+    for attrs in (many, long, near, many):
+        data = request(span("keys", attrs))
+        (_, scopes), = wire.decode_native(data)
+        assert scopes[0][2][0][1] == attrs
+        assert_same_mapping(data)

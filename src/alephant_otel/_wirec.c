@@ -140,7 +140,7 @@ static int all_zero(const uint8_t *s, Py_ssize_t n) {
 
 /* One serialized AnyValue of a scalar kind (or, when `arrays`, a flat array of them). */
 static int any_value(const uint8_t *s, Py_ssize_t n, int arrays, PyObject **out) {
-    Reader r = {s, s + n};
+    Reader r = {s, s + n, 0};
     Field f;
     if (!next(&r, &f) || !DONE(&r))
         return OTHER;  /* no value, two values, or malformed */
@@ -161,7 +161,7 @@ static int any_value(const uint8_t *s, Py_ssize_t n, int arrays, PyObject **out)
         v = PyList_New(0);
         if (v == NULL)
             return FAIL;
-        Reader a = {f.data, f.data + f.len};
+        Reader a = {f.data, f.data + f.len, 0};
         Field item;
         while (next(&a, &item)) {
             PyObject *x;
@@ -187,9 +187,44 @@ static int any_value(const uint8_t *s, Py_ssize_t n, int arrays, PyObject **out)
     return OK;
 }
 
+/* Attribute keys repeat on nearly every span: the str made for a key is kept in a small
+ * direct-mapped cache by its bytes, so a key seen before costs a hash and a compare, and its
+ * str keeps its hash for the dict lookups that follow. (Not interned: from Python 3.12 on,
+ * interned strings are never freed, and keys come from clients.) Bounded: KEY_SLOTS entries
+ * of at most KEY_BYTES bytes; a colliding key replaces the one in its slot. */
+#define KEY_SLOTS 4096
+#define KEY_BYTES 96
+static struct {
+    uint64_t hash;
+    Py_ssize_t len;
+    PyObject *text;
+    uint8_t bytes[KEY_BYTES];
+} keys[KEY_SLOTS];
+
+static PyObject *key_text(const uint8_t *s, Py_ssize_t n) {
+    if (n > KEY_BYTES)
+        return text(s, n);
+    uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
+    for (Py_ssize_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 1099511628211ULL;
+    size_t slot = (size_t)(h ^ (h >> 29)) & (KEY_SLOTS - 1);
+    if (keys[slot].text != NULL && keys[slot].hash == h && keys[slot].len == n && !memcmp(keys[slot].bytes, s, n)) {
+        Py_INCREF(keys[slot].text);
+        return keys[slot].text;
+    }
+    PyObject *o = text(s, n);
+    if (o == NULL || PyObject_Hash(o) == -1)  /* (a str's hash is kept in it) */
+        return o;
+    Py_XSETREF(keys[slot].text, Py_NewRef(o));
+    keys[slot].hash = h;
+    keys[slot].len = n;
+    memcpy(keys[slot].bytes, s, n);
+    return o;
+}
+
 /* One KeyValue (a map entry to upb) into `attrs`. */
 static int key_value(const uint8_t *s, Py_ssize_t n, PyObject *attrs) {
-    Reader r = {s, s + n};
+    Reader r = {s, s + n, 0};
     Field f;
     const uint8_t *key = NULL, *value = NULL;
     Py_ssize_t key_len = 0, value_len = 0;
@@ -210,10 +245,9 @@ static int key_value(const uint8_t *s, Py_ssize_t n, PyObject *attrs) {
     }
     if (!DONE(&r) || key == NULL || value == NULL)
         return OTHER;
-    PyObject *k = text(key, key_len);
+    PyObject *k = key_text(key, key_len);
     if (k == NULL)
         return PyErr_Occurred() ? FAIL : OTHER;
-    PyUnicode_InternInPlace(&k);  /* keys repeat on every span: their hash is kept */
     PyObject *v;
     int rc = any_value(value, value_len, 1, &v);
     if (rc == OK) {
@@ -244,7 +278,7 @@ static PyObject *text_or_none(const uint8_t *s, Py_ssize_t n, int *other) {
 /* A Span: its raw row (mapping.span.raw_fields) and attributes. */
 static int span(const uint8_t *s, Py_ssize_t n, PyObject *scope_name, PyObject *scope_version,
                 PyObject *base, PyObject **row_out, PyObject **attrs_out, long *kind_out) {
-    Reader r = {s, s + n};
+    Reader r = {s, s + n, 0};
     Field f;
     const uint8_t *ids[3] = {NULL, NULL, NULL}, *trace_state = NULL, *name = NULL, *message = NULL;
     Py_ssize_t ids_len[3] = {0, 0, 0}, trace_state_len = 0, name_len = 0, message_len = 0;
@@ -302,7 +336,7 @@ static int span(const uint8_t *s, Py_ssize_t n, PyObject *scope_name, PyObject *
                 rc = OTHER;
                 break;
             }
-            Reader st = {f.data, f.data + f.len};
+            Reader st = {f.data, f.data + f.len, 0};
             Field g;
             uint32_t status_seen = 0;
             while (rc == OK && next(&st, &g)) {
@@ -371,7 +405,7 @@ static PyObject *new_base(PyObject *keys[], int n) {
 
 /* A ScopeSpans: its scope first, wherever it is, then its spans. */
 static int scope_spans(const uint8_t *data, const uint8_t *s, Py_ssize_t n, PyObject *base, PyObject *out) {
-    Reader r = {s, s + n};
+    Reader r = {s, s + n, 0};
     Field f;
     const uint8_t *scope = NULL;
     Py_ssize_t scope_len = 0;
@@ -394,7 +428,7 @@ static int scope_spans(const uint8_t *data, const uint8_t *s, Py_ssize_t n, PyOb
     const uint8_t *name = NULL, *version = NULL;
     Py_ssize_t name_len = 0, version_len = 0;
     if (scope != NULL) {
-        Reader sr = {scope, scope + scope_len};
+        Reader sr = {scope, scope + scope_len, 0};
         while (next(&sr, &f)) {
             if (f.field == 1 && f.wire == LEN && name == NULL) {
                 name = f.data;
@@ -443,14 +477,14 @@ static int scope_spans(const uint8_t *data, const uint8_t *s, Py_ssize_t n, PyOb
 }
 
 static int resource_spans(const uint8_t *data, const uint8_t *s, Py_ssize_t n, PyObject *base, PyObject *out) {
-    Reader r = {s, s + n};
+    Reader r = {s, s + n, 0};
     Field f;
     PyObject *attrs = PyDict_New(), *scopes = PyList_New(0);
     int rc = attrs && scopes ? OK : FAIL, resource_seen = 0, ok;
     while (rc == OK && next(&r, &f)) {
         if (f.field == 1 && f.wire == LEN && !resource_seen) {
             resource_seen = 1;
-            Reader rr = {f.data, f.data + f.len};
+            Reader rr = {f.data, f.data + f.len, 0};
             Field g;
             while (rc == OK && next(&rr, &g)) {
                 if (g.field == 1 && g.wire == LEN)
@@ -489,7 +523,7 @@ static PyObject *decode(PyObject *module, PyObject *arg) {
     if (PyObject_GetBuffer(arg, &buf, PyBUF_SIMPLE) < 0)
         return NULL;
     const uint8_t *data = buf.buf;
-    Reader r = {data, data + buf.len};
+    Reader r = {data, data + buf.len, 0};
     Field f;
     PyObject *keys[] = {K_TRACE_ID, K_SPAN_ID, K_PARENT, K_TRACE_STATE, K_NAME, K_SPAN_KIND, K_START, K_END,
                         K_DURATION, K_STATUS, K_STATUS_MESSAGE, K_SCOPE_NAME, K_SCOPE_VERSION};
