@@ -15,7 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from alephant_otel.api import Store, map_request, map_span, price_steps, resolve_steps
+from alephant_otel.api import Store, map_protobuf, map_request, map_span, price_steps, resolve_steps
 from alephant_otel.otlp import decode_request
 from alephant_otel.sdk import AlephantSpanExporter, AlephantSpanProcessor, alephant_context
 from conftest import FIXTURES
@@ -36,6 +36,12 @@ def test_round_trip_request_to_steps_to_store(tmp_path):
         assert store.write(steps).duplicates == 7
         runs = store.query("SELECT step_count, model_calls, cost FROM runs").to_pylist()
     assert runs == [{"step_count": 7, "model_calls": 3, "cost": sum(s["model_cost"] for s in calls)}]
+
+
+def test_map_serialized_bytes_as_the_receiver_does():
+    data = (FIXTURES / "traceloop_openai.pb").read_bytes()
+    assert map_protobuf(data, [("alephant-agent-id", "lib")]).steps == \
+        map_request(decode_request(data), [("alephant-agent-id", "lib")]).steps
 
 
 def test_map_one_span():

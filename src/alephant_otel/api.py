@@ -3,6 +3,7 @@
     from alephant_otel.api import map_request, map_span, price_steps, resolve_steps, Store
 
     batch = map_request(request)                    # an ExportTraceServiceRequest -> MappedBatch
+    batch = map_protobuf(data)                      # the same from its serialized bytes (faster)
     steps = price_steps(resolve_steps(batch.steps)) # inheritance within the batch, then cost
     with Store("agent.duckdb") as store:            # the store resolves inheritance across batches
         store.write(batch.steps)
@@ -14,7 +15,7 @@ Steps are plain dicts whose keys are the store's columns (see README, "Views"), 
 from __future__ import annotations
 
 from .inherit import resolve_steps
-from .mapping import Attribution, MappedBatch, map_request
+from .mapping import Attribution, MappedBatch, map_protobuf, map_request
 from .mapping.rules import RuleSet
 from .otlp import ExportTraceServiceRequest, decode_json, decode_request
 from .price_list import PriceList
@@ -42,5 +43,5 @@ def map_span(span, resource_attributes: dict | None = None, scope=None, metadata
     return batch.steps
 
 
-__all__ = ["map_request", "map_span", "price_step", "price_steps", "resolve_steps", "Store", "RuleSet",
+__all__ = ["map_request", "map_protobuf", "map_span", "price_step", "price_steps", "resolve_steps", "Store", "RuleSet",
            "PriceList", "Attribution", "MappedBatch", "ExportTraceServiceRequest", "decode_request", "decode_json"]
