@@ -180,6 +180,8 @@ def _map_native(decoded, data: bytes, metadata, rules, attribution, store_conten
                     continue
                 try:
                     batch.steps.extend(map_fields(row, attrs, kind, None, outer, rules))
+                except DecodeError:  # (values read in C are decoded already: not expected here)
+                    raise
                 except Exception as exc:  # a mapper bug must not lose the span: kept raw, as above
                     span = Span.FromString(data[offset:offset + length])
                     batch.unmapped += 1
