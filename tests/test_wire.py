@@ -177,13 +177,18 @@ def test_a_string_that_is_not_utf8_refuses_the_request_as_the_official_parse_doe
     data = ld(1, ld(2, ld(2, make_span("s").SerializeToString() + ld(9, header))))
     with pytest.raises(DecodeError, match="UTF-8"):
         map_request(wire.parse(data))
-    # and in the scope's attributes, which nothing maps (found by the C reader's fuzz test)
-    data = ld(1, ld(2, ld(1, ld(1, b"lib") + ld(3, kv)) + ld(2, make_span("s").SerializeToString())))
-    with pytest.raises(Exception):
-        ExportTraceServiceRequest.FromString(data)
-    for read in (lambda d: map_request(wire.parse(d)), map_protobuf):
-        with pytest.raises(DecodeError, match="UTF-8"):
-            read(data)
+    # and where nothing is mapped (found by the C reader's fuzz test): a scope's attributes, the
+    # attributes of a span rejected for its ids, of its events and of its links
+    rejected = make_span("r", span_id=bytes(8)).SerializeToString()
+    for data in (ld(1, ld(2, ld(1, ld(1, b"lib") + ld(3, kv)) + ld(2, make_span("s").SerializeToString()))),
+                 ld(1, ld(2, ld(2, rejected + ld(9, kv)))),
+                 ld(1, ld(2, ld(2, rejected + ld(11, ld(2, b"exception") + ld(3, kv))))),
+                 ld(1, ld(2, ld(2, rejected + ld(13, ld(1, b"\x01" * 16) + ld(2, b"\x02" * 8) + ld(4, kv)))))):
+        with pytest.raises(Exception):
+            ExportTraceServiceRequest.FromString(data)
+        for read in (lambda d: map_request(wire.parse(d)), map_protobuf):
+            with pytest.raises(DecodeError, match="UTF-8"):
+                read(data)
 
 
 @pytest.mark.parametrize("raw", [b"\x0a\x80" + b"a" * 128, b"\x2a\x80\x0a\x7e\x0a\x7c" + b"a" * 124],

@@ -2,11 +2,12 @@
  * dicts without a message object or a Python call per attribute.
  *
  * decode(data) -> list of (resource attributes, [(scope name, scope version, [span, ...])])
- * where span is (raw row dict, attributes dict, kind, offset, length) and data[offset:offset +
- * length] is the span's own serialized bytes. A span holding anything this reader does not
- * handle exactly as the official parser would (events, links, unknown or repeated singular
- * fields, a bad id, a value kind other than string, bool, int, double or a flat array of
- * those, malformed bytes, text that is not UTF-8) comes as (None, None, 0, offset, length):
+ * where span is (raw row dict, attributes dict, kind, events, offset, length), events a list
+ * of (name, time_unix_nano, attributes dict, dropped_attributes_count), and data[offset:offset
+ * + length] the span's own serialized bytes. A span holding anything this reader does not
+ * handle exactly as the official parser would (links, unknown or repeated singular fields, a
+ * bad id, a value kind other than string, bool, int, double or a flat array of those,
+ * malformed bytes, text that is not UTF-8) comes as (None, None, 0, None, offset, length):
  * the mapper parses those bytes with the message classes. The whole result is None when the
  * request, a resource or a scope holds such a thing: then the request is read the usual way
  * (wire.parse), which also refuses what is malformed, with its own message.
@@ -275,16 +276,69 @@ static PyObject *text_or_none(const uint8_t *s, Py_ssize_t n, int *other) {
     return o;
 }
 
-/* A Span: its raw row (mapping.span.raw_fields) and attributes. */
+/* One Span.Event appended to `*events` (made on the first) as (name, time_unix_nano,
+ * attributes, dropped_attributes_count): mapping.span.read_events. */
+static int event(const uint8_t *s, Py_ssize_t n, PyObject **events) {
+    Reader r = {s, s + n, 0};
+    Field f;
+    const uint8_t *name = NULL;
+    Py_ssize_t name_len = 0;
+    uint64_t time = 0, dropped = 0;
+    uint32_t seen = 0;
+    PyObject *attrs = PyDict_New();
+    if (attrs == NULL)
+        return FAIL;
+    int rc = OK;
+    while (rc == OK && next(&r, &f)) {
+        if (f.field <= 4 && f.field != 3) {  /* singular fields, each once */
+            if (seen & (1u << f.field)) {
+                rc = OTHER;
+                break;
+            }
+            seen |= 1u << f.field;
+        }
+        if (f.field == 1 && f.wire == I64)
+            time = f.num;
+        else if (f.field == 2 && f.wire == LEN) {
+            name = f.data;
+            name_len = f.len;
+        } else if (f.field == 3 && f.wire == LEN)
+            rc = key_value(f.data, f.len, attrs);
+        else if (f.field == 4 && f.wire == VARINT && f.num <= UINT32_MAX)
+            dropped = f.num;
+        else
+            rc = OTHER;
+    }
+    if (rc == OK && !DONE(&r))
+        rc = OTHER;
+    PyObject *t = NULL;
+    if (rc == OK) {
+        PyObject *text_name = name_len ? text(name, name_len) : PyUnicode_New(0, 0);
+        if (text_name == NULL)
+            rc = PyErr_Occurred() ? FAIL : OTHER;
+        else if ((t = Py_BuildValue("(NKOK)", text_name, (unsigned long long)time, attrs,
+                                    (unsigned long long)dropped)) == NULL)
+            rc = FAIL;
+    }
+    Py_DECREF(attrs);
+    if (rc == OK && *events == NULL && (*events = PyList_New(0)) == NULL)
+        rc = FAIL;
+    if (rc == OK && PyList_Append(*events, t) < 0)
+        rc = FAIL;
+    Py_XDECREF(t);
+    return rc;
+}
+
+/* A Span: its raw row (mapping.span.raw_fields), attributes and events. */
 static int span(const uint8_t *s, Py_ssize_t n, PyObject *scope_name, PyObject *scope_version,
-                PyObject *base, PyObject **row_out, PyObject **attrs_out, long *kind_out) {
+                PyObject *base, PyObject **row_out, PyObject **attrs_out, PyObject **events_out, long *kind_out) {
     Reader r = {s, s + n, 0};
     Field f;
     const uint8_t *ids[3] = {NULL, NULL, NULL}, *trace_state = NULL, *name = NULL, *message = NULL;
     Py_ssize_t ids_len[3] = {0, 0, 0}, trace_state_len = 0, name_len = 0, message_len = 0;
     uint64_t kind = 0, start = 0, end = 0, code = 0;
     uint32_t seen = 0;
-    PyObject *attrs = PyDict_New();
+    PyObject *attrs = PyDict_New(), *events = NULL;
     if (attrs == NULL)
         return FAIL;
     int rc = OK;
@@ -325,6 +379,9 @@ static int span(const uint8_t *s, Py_ssize_t n, PyObject *scope_name, PyObject *
         case 9:
             rc = f.wire == LEN ? key_value(f.data, f.len, attrs) : OTHER;
             break;
+        case 11:
+            rc = f.wire == LEN ? event(f.data, f.len, &events) : OTHER;
+            break;
         case 10: case 12: case 14:  /* dropped counts: not mapped */
             rc = f.wire == VARINT ? OK : OTHER;
             break;
@@ -355,7 +412,7 @@ static int span(const uint8_t *s, Py_ssize_t n, PyObject *scope_name, PyObject *
                 rc = OTHER;
             break;
         }
-        default:  /* events, links, fields of a newer OTLP: the usual reader */
+        default:  /* links, fields of a newer OTLP: the usual reader */
             rc = OTHER;
         }
     }
@@ -366,11 +423,13 @@ static int span(const uint8_t *s, Py_ssize_t n, PyObject *scope_name, PyObject *
         rc = OTHER;  /* rejected spans are reported by the usual reader */
     if (rc != OK) {
         Py_DECREF(attrs);
+        Py_XDECREF(events);
         return rc;
     }
     PyObject *row = PyDict_Copy(base);  /* a template with every key, in raw_fields' order */
     if (row == NULL) {
         Py_DECREF(attrs);
+        Py_XDECREF(events);
         return FAIL;
     }
     int other = 0;  /* (set by text_or_none; a NULL without an error says the same) */
@@ -387,10 +446,19 @@ static int span(const uint8_t *s, Py_ssize_t n, PyObject *scope_name, PyObject *
         || PyDict_SetItem(row, K_SCOPE_NAME, scope_name) < 0 || PyDict_SetItem(row, K_SCOPE_VERSION, scope_version) < 0) {
         Py_DECREF(row);
         Py_DECREF(attrs);
+        Py_XDECREF(events);
         return PyErr_Occurred() ? FAIL : OTHER;  /* no error: a string that is not UTF-8 */
+    }
+    if (events == NULL)
+        events = PyList_New(0);
+    if (events == NULL) {
+        Py_DECREF(row);
+        Py_DECREF(attrs);
+        return FAIL;
     }
     *row_out = row;
     *attrs_out = attrs;
+    *events_out = events;
     *kind_out = (long)kind;
     return OK;
 }
@@ -452,13 +520,14 @@ static int scope_spans(const uint8_t *data, const uint8_t *s, Py_ssize_t n, PyOb
     while (rc == OK && next(&r, &f)) {
         if (f.field != 2)
             continue;
-        PyObject *row, *attrs;
+        PyObject *row, *attrs, *events;
         long kind;
-        rc = span(f.data, f.len, scope_name, scope_version, base, &row, &attrs, &kind);
+        rc = span(f.data, f.len, scope_name, scope_version, base, &row, &attrs, &events, &kind);
         if (rc == FAIL)
             break;
-        PyObject *t = rc == OK ? Py_BuildValue("(NNlnn)", row, attrs, kind, (Py_ssize_t)(f.data - data), f.len)
-                               : Py_BuildValue("(OOinn)", Py_None, Py_None, 0, (Py_ssize_t)(f.data - data), f.len);
+        PyObject *t = rc == OK
+            ? Py_BuildValue("(NNlNnn)", row, attrs, kind, events, (Py_ssize_t)(f.data - data), f.len)
+            : Py_BuildValue("(OOiOnn)", Py_None, Py_None, 0, Py_None, (Py_ssize_t)(f.data - data), f.len);
         rc = OK;
         if (t == NULL || PyList_Append(spans, t) < 0)
             rc = FAIL;
@@ -545,8 +614,8 @@ static PyObject *decode(PyObject *module, PyObject *arg) {
 
 static PyMethodDef methods[] = {
     {"decode", decode, METH_O,
-     "decode(data) -> [(resource attributes, [(scope name, scope version, [(row, attributes, kind, offset, "
-     "length)])])], or None when the request needs the full reader."},
+     "decode(data) -> [(resource attributes, [(scope name, scope version, [(row, attributes, kind, events, "
+     "offset, length)])])], or None when the request needs the full reader."},
     {NULL, NULL, 0, NULL},
 };
 

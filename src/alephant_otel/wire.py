@@ -7,8 +7,7 @@ key, field 2 the value), so upb parses attributes in C into key -> serialized An
 Python object is made per KeyValue. `value(raw)` turns one serialized AnyValue into a plain
 Python value; values repeat (models, providers, header values), so decoded ones are cached.
 
-`decode_native(data)` reads the common request (spans with scalar attributes, no events or
-links) in C, straight into the mapper's raw rows and attribute dicts; other spans are left to
+`decode_native(data)` reads the common request (spans with scalar attributes, no links) in C, straight into the mapper's raw rows and attribute dicts; other spans are left to
 `parse_span`, other resources and scopes to `parse`.
 
 `count_spans(data)` counts a request's spans by reading spans as opaque bytes: the receiver
@@ -140,10 +139,10 @@ def parse(data: bytes):
 
 def decode_native(data: bytes):
     """The request read in C without messages, as [(resource attributes, [(scope name, scope
-    version, [(raw row, attributes, kind, offset, length)])])], the span's bytes being
-    data[offset:offset + length]. A span the C reader leaves to `parse_span` (events, links,
-    unknown fields, bad ids, nested or bytes values, malformed bytes) has row and attributes
-    None. None when a resource or scope holds such a thing, or the reader is not built: then
+    version, [(raw row, attributes, kind, events, offset, length)])])], events as
+    mapping.span.read_events gives them and the span's bytes being data[offset:offset +
+    length]. A span the C reader leaves to `parse_span` (links, unknown fields, bad ids, nested
+    or bytes values, malformed bytes) has row, attributes and events None. None when a resource or scope holds such a thing, or the reader is not built: then
     `parse` reads the request. mapping.map_protobuf maps either way to the same steps."""
     return _wirec.decode(data) if _wirec is not None else None
 

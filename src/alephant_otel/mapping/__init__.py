@@ -16,7 +16,7 @@ from ..errors import DecodeError
 from .. import wire
 from ..otlp import attributes
 from . import context
-from .span import InvalidSpan, Outer, map_fields, raw_fields, span_ids, unmapped_row
+from .span import InvalidSpan, Outer, map_fields, raw_fields, read_events, read_links, span_ids, unmapped_row
 
 
 @dataclass
@@ -130,12 +130,15 @@ def _map_message(batch: MappedBatch, span, scope, outer: Outer, rules) -> None:
     try:
         ids = span_ids(span)
     except InvalidSpan as exc:
+        # kept as bytes, but its values are read first: one the official parse refuses (text
+        # that is not UTF-8) refuses the request, as it does there (wire.py reads values lazily)
+        attributes(span.attributes), read_events(span), read_links(span)
         batch.rejected.append(Rejected(
             str(exc), span.trace_id.hex() or None, span.span_id.hex() or None, span.SerializeToString()))
         return
     try:
-        batch.steps.extend(map_fields(raw_fields(span, ids, scope), attributes(span.attributes),
-                                      span.kind, span, outer, rules))
+        batch.steps.extend(map_fields(raw_fields(span, ids, scope), attributes(span.attributes), span.kind,
+                                      read_events(span), read_links(span), outer, rules))
     except DecodeError:  # a value the official parse refuses (wire.py): refuse it all
         raise
     except Exception as exc:  # a mapper bug must not lose the span
@@ -151,7 +154,7 @@ class _SpanUnreadable(Exception):
 def map_protobuf(data: bytes, metadata: Iterable[tuple[str, Any]] | None = None, rules=None,
                  attribution: Attribution | None = None, store_content: bool = True) -> MappedBatch:
     """`map_request` of a serialized ExportTraceServiceRequest. The common span (scalar
-    attributes, neither events nor links) is read in C (wire.decode_native); any other span is
+    attributes, events, no links) is read in C (wire.decode_native); any other span is
     parsed alone, and a request whose resources or scopes are unusual is parsed whole
     (wire.parse). The steps are the same either way (tests/test_wire_native.py)."""
     decoded = wire.decode_native(data)
@@ -170,8 +173,8 @@ def _map_native(decoded, data: bytes, metadata, rules, attribution, store_conten
         outer = Outer(resource_attrs, request_ctx, attribution, store_content)
         for scope_name, scope_version, spans in scopes:
             scope = InstrumentationScope(name=scope_name or "", version=scope_version or "")
-            for row, attrs, kind, offset, length in spans:
-                if row is None:  # left to the message classes (events, links, bad ids, ...)
+            for row, attrs, kind, events, offset, length in spans:
+                if row is None:  # left to the message classes (links, bad ids, unusual values, ...)
                     try:
                         span = wire.parse_span(data[offset:offset + length])
                     except DecodeError:
@@ -179,7 +182,7 @@ def _map_native(decoded, data: bytes, metadata, rules, attribution, store_conten
                     _map_message(batch, wire.official_span(span), scope, outer, rules)
                     continue
                 try:
-                    batch.steps.extend(map_fields(row, attrs, kind, None, outer, rules))
+                    batch.steps.extend(map_fields(row, attrs, kind, events, [], outer, rules))
                 except DecodeError:  # (values read in C are decoded already: not expected here)
                     raise
                 except Exception as exc:  # a mapper bug must not lose the span: kept raw, as above

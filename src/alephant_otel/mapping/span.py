@@ -74,17 +74,25 @@ def _flagged(shape: tuple) -> tuple[frozenset, frozenset]:
     return flagged
 
 
-def _events(span, store_content: bool = True) -> list[dict]:
+def read_events(span) -> list[tuple]:
+    """A span message's events as (name, time_unix_nano, attributes, dropped_attributes_count),
+    as wire.decode_native reads them."""
     if not len(span.events):  # most spans (a quick way out: this runs for every span)
         return []
+    return [(e.name, e.time_unix_nano, attributes(e.attributes), e.dropped_attributes_count) for e in span.events]
+
+
+def _events(events: list[tuple], store_content: bool = True) -> list[dict]:
+    if not events:
+        return []
     clean = (lambda a: a) if store_content else without_content
-    return [{"name": e.name, "time_unix_nano": e.time_unix_nano,
-             "attributes": clean(attributes(e.attributes)),
-             **({"dropped_attributes_count": e.dropped_attributes_count} if e.dropped_attributes_count else {})}
-            for e in span.events]
+    return [{"name": name, "time_unix_nano": t, "attributes": clean(attrs),
+             **({"dropped_attributes_count": dropped} if dropped else {})}
+            for name, t, attrs, dropped in events]
 
 
-def _links(span) -> list[dict]:
+def read_links(span) -> list[dict]:
+    """A span message's links as the `links` column holds them."""
     if not len(span.links):
         return []
     return [{"trace_id": l.trace_id.hex(), "span_id": l.span_id.hex(),
@@ -127,13 +135,15 @@ def map_span(span, ids, scope, outer: "Outer", rules=None) -> list[dict]:
     """Map one span: its step first, then a step for each event that records a payment or a
     policy decision. `outer` holds what its resource and export call contribute, `rules` an
     optional RuleSet that runs before the built-in conventions."""
-    return map_fields(raw_fields(span, ids, scope), attributes(span.attributes), span.kind, span, outer, rules)
+    return map_fields(raw_fields(span, ids, scope), attributes(span.attributes), span.kind, read_events(span),
+                      read_links(span), outer, rules)
 
 
-def map_fields(row: dict, attrs: dict, kind: int, span, outer: "Outer", rules=None) -> list[dict]:
+def map_fields(row: dict, attrs: dict, kind: int, events: list[tuple], links: list[dict], outer: "Outer",
+               rules=None) -> list[dict]:
     """`map_span` from what is read of the span: its `raw_fields`, its attributes as plain
-    values and its kind; `span` (the message) is read only for its events and links, and may
-    be None when it has neither (wire.decode_native reads such spans without a message)."""
+    values, its kind, its events (`read_events`) and its links (`read_links`); wire.decode_native
+    reads all of them but links without a message."""
     consumed: set[str] = set()
     anomalies: list[str] = []
     if row["start_time"] is not None and row["duration_ms"] is None:  # start set, end before it
@@ -176,7 +186,7 @@ def map_fields(row: dict, attrs: dict, kind: int, span, outer: "Outer", rules=No
     if provided_key is not None:
         consumed.add(provided_key)
 
-    events = _events(span, outer.store_content) if span is not None else []
+    events = _events(events, outer.store_content)
     conventions = (["alephant"] if span_alephant else []) + found.names
     secret, content = _flagged(info.shape)
     leftover = {k: v for k, v in attrs.items() if k not in consumed and k not in secret}
@@ -205,17 +215,17 @@ def map_fields(row: dict, attrs: dict, kind: int, span, outer: "Outer", rules=No
         "resource": outer.resource_json,
         "attributes": dumps(leftover),
         "events": dumps(events),
-        "links": dumps(_links(span)) if span is not None else None,
+        "links": dumps(links),
         "convention": ",".join(dict.fromkeys(conventions)) or None,
         "anomalies": dumps(anomalies),
         "mapping_error": None,
         "derived_from": None,
         "tiers": [span_alephant, outer.alephant, found.context, outer.foreign] + outer.imposed,
     }
-    return [row] + _event_steps(span, row, events, outer)
+    return [row] + _event_steps(row, events, outer)
 
 
-def _event_steps(span, row: dict, events: list[dict], outer: "Outer") -> list[dict]:
+def _event_steps(row: dict, events: list[dict], outer: "Outer") -> list[dict]:
     """A gateway may record a payment or a policy decision as an event on its request span:
     each such event is a step of its own (a child of the span, counted once, there)."""
     out = []
@@ -285,7 +295,7 @@ def unmapped_row(span, ids, scope, outer: "Outer", error: str) -> dict:
     row.update(
         step_kind=None, operation=span.name, service_name=outer.service_name,
         resource=outer.resource_json, attributes=dumps(attrs),
-        events=dumps(_events(span, outer.store_content)), links=dumps(_links(span)),
+        events=dumps(_events(read_events(span), outer.store_content)), links=dumps(read_links(span)),
         mapping_error=error, tiers=[{}, outer.alephant, {}, outer.foreign] + outer.imposed,
         request_id=outer.request_id,
     )
@@ -314,4 +324,5 @@ class Outer:
         self.resource_json = dumps(without_secrets(resource_attrs))
 
 
-__all__ = ["map_span", "map_fields", "unmapped_row", "raw_fields", "span_ids", "Outer", "InvalidSpan", "any_value"]
+__all__ = ["map_span", "map_fields", "read_events", "read_links", "unmapped_row", "raw_fields", "span_ids", "Outer",
+           "InvalidSpan", "any_value"]
