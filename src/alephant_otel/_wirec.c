@@ -216,10 +216,15 @@ static PyObject *key_text(const uint8_t *s, Py_ssize_t n) {
     PyObject *o = text(s, n);
     if (o == NULL || PyObject_Hash(o) == -1)  /* (a str's hash is kept in it) */
         return o;
-    Py_XSETREF(keys[slot].text, Py_NewRef(o));
+    /* The slot is emptied while it changes and the old str released last, so no other thread
+     * (with no mapping workers, gRPC's threads read requests) can see a half-written entry. */
+    PyObject *old = keys[slot].text;
+    keys[slot].text = NULL;
     keys[slot].hash = h;
     keys[slot].len = n;
     memcpy(keys[slot].bytes, s, n);
+    keys[slot].text = Py_NewRef(o);
+    Py_XDECREF(old);
     return o;
 }
 
