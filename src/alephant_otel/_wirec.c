@@ -272,13 +272,11 @@ static int set_steal(PyObject *d, PyObject *k, PyObject *v) {
     return rc < 0 ? FAIL : OK;
 }
 
-static PyObject *text_or_none(const uint8_t *s, Py_ssize_t n, int *other) {
+/* None for an empty string, else `text` (NULL without an error: not UTF-8). */
+static PyObject *text_or_none(const uint8_t *s, Py_ssize_t n) {
     if (n == 0)
         Py_RETURN_NONE;
-    PyObject *o = text(s, n);
-    if (o == NULL && !PyErr_Occurred())
-        *other = 1;
-    return o;
+    return text(s, n);
 }
 
 /* One Span.Event appended to `*events` (made on the first) as (name, time_unix_nano,
@@ -437,17 +435,16 @@ static int span(const uint8_t *s, Py_ssize_t n, PyObject *scope_name, PyObject *
         Py_XDECREF(events);
         return FAIL;
     }
-    int other = 0;  /* (set by text_or_none; a NULL without an error says the same) */
     if (set_steal(row, K_TRACE_ID, hex(ids[0], 16)) != OK || set_steal(row, K_SPAN_ID, hex(ids[1], 8)) != OK
         || (ids_len[2] && set_steal(row, K_PARENT, hex(ids[2], 8)) != OK)
-        || set_steal(row, K_TRACE_STATE, text_or_none(trace_state, trace_state_len, &other)) != OK
+        || set_steal(row, K_TRACE_STATE, text_or_none(trace_state, trace_state_len)) != OK
         || set_steal(row, K_NAME, name_len ? text(name, name_len) : PyUnicode_New(0, 0)) != OK
         || PyDict_SetItem(row, K_SPAN_KIND, KINDS[kind]) < 0
         || (start && set_steal(row, K_START, PyLong_FromUnsignedLongLong(start / 1000)) != OK)
         || (end && set_steal(row, K_END, PyLong_FromUnsignedLongLong(end / 1000)) != OK)
         || (start && end >= start && set_steal(row, K_DURATION, PyFloat_FromDouble((double)(end - start) / 1e6)) != OK)
         || PyDict_SetItem(row, K_STATUS, STATUS[code]) < 0
-        || set_steal(row, K_STATUS_MESSAGE, text_or_none(message, message_len, &other)) != OK
+        || set_steal(row, K_STATUS_MESSAGE, text_or_none(message, message_len)) != OK
         || PyDict_SetItem(row, K_SCOPE_NAME, scope_name) < 0 || PyDict_SetItem(row, K_SCOPE_VERSION, scope_version) < 0) {
         Py_DECREF(row);
         Py_DECREF(attrs);
@@ -516,11 +513,10 @@ static int scope_spans(const uint8_t *data, const uint8_t *s, Py_ssize_t n, PyOb
         if (!DONE(&sr))
             return OTHER;
     }
-    int other = 0;
-    PyObject *scope_name = text_or_none(name, name_len, &other);
-    PyObject *scope_version = scope_name ? text_or_none(version, version_len, &other) : NULL;
+    PyObject *scope_name = text_or_none(name, name_len);
+    PyObject *scope_version = scope_name ? text_or_none(version, version_len) : NULL;
     PyObject *spans = scope_version ? PyList_New(0) : NULL;
-    int rc = spans ? OK : (other ? OTHER : FAIL);
+    int rc = spans ? OK : (PyErr_Occurred() ? FAIL : OTHER);  /* no error: a name not UTF-8 */
     r.p = s;
     while (rc == OK && next(&r, &f)) {
         if (f.field != 2)

@@ -7,8 +7,9 @@ key, field 2 the value), so upb parses attributes in C into key -> serialized An
 Python object is made per KeyValue. `value(raw)` turns one serialized AnyValue into a plain
 Python value; values repeat (models, providers, header values), so decoded ones are cached.
 
-`decode_native(data)` reads the common request (spans with scalar attributes, no links) in C, straight into the mapper's raw rows and attribute dicts; other spans are left to
-`parse_span`, other resources and scopes to `parse`.
+`decode_native(data)` reads the common request (spans with scalar attributes, no links) in C,
+straight into the mapper's raw rows and attribute dicts; other spans are left to `parse_span`,
+other resources and scopes to `parse`.
 
 `count_spans(data)` counts a request's spans by reading spans as opaque bytes: the receiver
 admits a request by its size without decoding it (a worker process decodes it).
@@ -142,8 +143,9 @@ def decode_native(data: bytes):
     version, [(raw row, attributes, kind, events, offset, length)])])], events as
     mapping.span.read_events gives them and the span's bytes being data[offset:offset +
     length]. A span the C reader leaves to `parse_span` (links, unknown fields, bad ids, nested
-    or bytes values, malformed bytes) has row, attributes and events None. None when a resource or scope holds such a thing, or the reader is not built: then
-    `parse` reads the request. mapping.map_protobuf maps either way to the same steps."""
+    or bytes values, malformed bytes) has row, attributes and events None. None when a
+    resource or scope holds such a thing, or the reader is not built: then `parse` reads the
+    request. mapping.map_protobuf maps either way to the same steps."""
     return _wirec.decode(data) if _wirec is not None else None
 
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from ..errors import DecodeError
 from .. import wire
@@ -132,7 +131,9 @@ def _map_message(batch: MappedBatch, span, scope, outer: Outer, rules) -> None:
     except InvalidSpan as exc:
         # kept as bytes, but its values are read first: one the official parse refuses (text
         # that is not UTF-8) refuses the request, as it does there (wire.py reads values lazily)
-        attributes(span.attributes), read_events(span), read_links(span)
+        attributes(span.attributes)
+        read_events(span)
+        read_links(span)
         batch.rejected.append(Rejected(
             str(exc), span.trace_id.hex() or None, span.span_id.hex() or None, span.SerializeToString()))
         return
@@ -146,11 +147,6 @@ def _map_message(batch: MappedBatch, span, scope, outer: Outer, rules) -> None:
         batch.steps.append(unmapped_row(span, ids, scope, outer, f"{type(exc).__name__}: {exc}"))
 
 
-class _SpanUnreadable(Exception):
-    """A span the C reader left to the message classes does not parse: the request is parsed
-    whole, so that it is refused as `wire.parse` refuses it."""
-
-
 def map_protobuf(data: bytes, metadata: Iterable[tuple[str, Any]] | None = None, rules=None,
                  attribution: Attribution | None = None, store_content: bool = True) -> MappedBatch:
     """`map_request` of a serialized ExportTraceServiceRequest. The common span (scalar
@@ -158,15 +154,22 @@ def map_protobuf(data: bytes, metadata: Iterable[tuple[str, Any]] | None = None,
     parsed alone, and a request whose resources or scopes are unusual is parsed whole
     (wire.parse). The steps are the same either way (tests/test_wire_native.py)."""
     decoded = wire.decode_native(data)
-    if decoded is not None:
-        try:
-            return _map_native(decoded, data, metadata, rules, attribution, store_content)
-        except _SpanUnreadable:
-            pass
-    return map_request(wire.parse(data), metadata, rules, attribution, store_content)
+    batch = _map_native(decoded, data, metadata, rules, attribution, store_content) if decoded is not None else None
+    if batch is None:  # parsed whole: refused here, as wire.parse refuses it, when it is malformed
+        batch = map_request(wire.parse(data), metadata, rules, attribution, store_content)
+    return batch
 
 
-def _map_native(decoded, data: bytes, metadata, rules, attribution, store_content: bool) -> MappedBatch:
+def _span_message(data: bytes, offset: int, length: int):
+    """The span at data[offset:offset + length] as `map_request` reads it; None when it does
+    not parse (then the request is parsed whole, to be refused as a whole)."""
+    try:
+        return wire.official_span(wire.parse_span(data[offset:offset + length]))
+    except DecodeError:
+        return None
+
+
+def _map_native(decoded, data: bytes, metadata, rules, attribution, store_content: bool) -> MappedBatch | None:
     batch = MappedBatch()
     request_ctx = context.request_context(metadata)
     for resource_attrs, scopes in decoded:
@@ -175,18 +178,17 @@ def _map_native(decoded, data: bytes, metadata, rules, attribution, store_conten
             scope = InstrumentationScope(name=scope_name or "", version=scope_version or "")
             for row, attrs, kind, events, offset, length in spans:
                 if row is None:  # left to the message classes (links, bad ids, unusual values, ...)
-                    try:
-                        span = wire.parse_span(data[offset:offset + length])
-                    except DecodeError:
-                        raise _SpanUnreadable() from None
-                    _map_message(batch, wire.official_span(span), scope, outer, rules)
+                    span = _span_message(data, offset, length)
+                    if span is None:
+                        return None
+                    _map_message(batch, span, scope, outer, rules)
                     continue
                 try:
                     batch.steps.extend(map_fields(row, attrs, kind, events, [], outer, rules))
                 except DecodeError:  # (values read in C are decoded already: not expected here)
                     raise
                 except Exception as exc:  # a mapper bug must not lose the span: kept raw, as above
-                    span = Span.FromString(data[offset:offset + length])
+                    span = _span_message(data, offset, length)
                     batch.unmapped += 1
                     batch.steps.append(unmapped_row(span, span_ids(span), scope, outer,
                                                     f"{type(exc).__name__}: {exc}"))
