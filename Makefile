@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BUILT  := $(VENV)/.built
+# setup.py compiles the C reader and some of these modules; build_ext redoes only what changed
+SOURCES := $(shell find src -name '*.py' -o -name '*.c') setup.py
 
-.PHONY: run test bench bench-full bench-writer bench-lake postgres browser test-ui generate clean
+.PHONY: run build test bench bench-full bench-writer bench-lake postgres browser test-ui generate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +17,18 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,libs]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# Recompile what changed since the install (the C reader, the compiled modules: setup.py);
+# without it, Python imports a compiled module built from the old source.
+$(BUILT): $(STAMP) $(SOURCES)
+	$(BIN)/python setup.py --quiet build_ext --inplace
+	touch $(BUILT)
+
+build: $(BUILT)
+
+run: $(BUILT)
 	$(BIN)/alephant-otel serve
 
-test: $(STAMP) postgres
+test: $(BUILT) postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # PostgreSQL server binaries (Debian's package) for the DuckLake tests and benchmark, which start
@@ -34,22 +45,22 @@ browser:
 	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver)
 
 # The web view's tests alone (plain HTTP, then the browser); screenshots in tests/output/ui/.
-test-ui: $(STAMP) browser
+test-ui: $(BUILT) browser
 	$(BIN)/python -m pytest tests/test_ui.py tests/test_ui_browser.py $(PYTEST_ARGS)
 
 # Benchmarks print a table of figures (see README, Performance); they assert nothing.
-bench: $(STAMP)
+bench: $(BUILT)
 	$(BIN)/python bench/run.py
 
-bench-full: $(STAMP)
+bench-full: $(BUILT)
 	$(BIN)/python bench/run.py --full
 
 # The writer alone: new traces in every export, and traces continued across exports.
-bench-writer: $(STAMP)
+bench-writer: $(BUILT)
 	$(BIN)/python bench/writer.py
 
 # Ingest with 1, 2 and 3 receivers on one DuckLake, and query latency lake vs file (README, Scale out).
-bench-lake: $(STAMP) postgres
+bench-lake: $(BUILT) postgres
 	$(BIN)/python bench/lake.py
 
 # Regenerate Python constants and docs/attributes.md from semconv/.
@@ -57,4 +68,5 @@ generate: $(STAMP)
 	$(BIN)/python tools/generate_semconv.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache src/alephant_otel/_wirec.*.so
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	find src -name '*.so' -delete

@@ -68,14 +68,17 @@ _READ_KEYS = frozenset(
     + list(_RETRY_KEYS))
 
 
-_NOTHING = MappingProxyType(dict.fromkeys(MONEY_FIELDS))
+# What `read` returns for a span that carries none of its keys (most spans). Rows spread its
+# plain dict, NO_VALUES: `**` reads a dict twice as fast as a mappingproxy (~0.5 us a span).
+NO_VALUES = dict.fromkeys(MONEY_FIELDS)  # never changed
+NOTHING = MappingProxyType(NO_VALUES)
 
 
 def read(attrs: dict[str, Any], consumed: set[str], anomalies: list[str]):
     """The money and governance fields a span (or span event) carries: a read-only mapping of
     MONEY_FIELDS."""
     if _READ_KEYS.isdisjoint(attrs):
-        return _NOTHING
+        return NOTHING
     out = dict.fromkeys(MONEY_FIELDS)
 
     def take(field: str):

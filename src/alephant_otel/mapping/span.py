@@ -189,7 +189,8 @@ def map_fields(row: dict, attrs: dict, kind: int, events: list[tuple], links: li
     events = _events(events, outer.store_content)
     conventions = (["alephant"] if span_alephant else []) + found.names
     secret, content = _flagged(info.shape)
-    leftover = {k: v for k, v in attrs.items() if k not in consumed and k not in secret}
+    # the keys nothing read, as sets (in C); their order does not matter: dumps sorts them
+    leftover = {k: attrs[k] for k in attrs.keys() - consumed - secret}
     if content and not outer.store_content:
         leftover = without_content(leftover)
     own_request_id = span_alephant.pop("request_id", None)
@@ -206,7 +207,7 @@ def map_fields(row: dict, attrs: dict, kind: int, events: list[tuple], links: li
         "api_method": api_method,
         "error_type": _error_type(attrs, events, consumed),
         **tokens,
-        **values,
+        **(money.NO_VALUES if values is money.NOTHING else values),
         "provided_cost": provided,
         "provided_cost_source": provided_key,
         "provided_cost_currency": provided_currency,

@@ -46,8 +46,15 @@ _UPDATE_SCHEMA = pa.schema([("trace_id", pa.string()), ("span_id", pa.string())]
 _INSERT_COLUMNS = ", ".join(schema.SPAN_COLUMN_NAMES)
 _SET_CONTEXT = ", ".join(f"{c} = u.{c}" for c in schema.CONTEXT_COLUMNS)
 _CONTEXT_CHANGES = " OR ".join(f"_spans.{c} IS DISTINCT FROM u.{c}" for c in schema.CONTEXT_COLUMNS)
-# ready rows come without received_at (see rows.prepare): the write's time is a parameter
-_READY_COLUMNS = ", ".join("make_timestamp(?)" if c == "received_at" else c for c in schema.SPAN_COLUMN_NAMES)
+# ready rows come without received_at (see rows.prepare): the write's time is put in the SQL
+_READY_COLUMNS = ", ".join("{received_at}" if c == "received_at" else c for c in schema.SPAN_COLUMN_NAMES)
+
+
+def timestamp_sql(us: int) -> str:
+    """A time (microseconds since the epoch) as a SQL literal. The writer's statements carry
+    their times in the text, not as parameters: with any parameter, duckdb 1.5.5 tries to
+    import pandas (twice per statement; ~0.1 ms each when it is not installed, under the GIL)."""
+    return f"make_timestamp({int(us)})"
 
 
 @contextmanager
@@ -165,8 +172,8 @@ class Writer:
         # memory, says which traces have spans (`maintain` may have deleted some meanwhile)
         with registered(self.con, "_batch_traces", _strings(trace_id=list(traces))):
             new = {t for (t,) in self.con.execute(
-                "INSERT OR IGNORE INTO _traces SELECT trace_id, make_timestamp(?) FROM _batch_traces"
-                " RETURNING trace_id", [now]).fetchall()}
+                f"INSERT OR IGNORE INTO _traces SELECT trace_id, {timestamp_sql(now)} FROM _batch_traces"
+                " RETURNING trace_id").fetchall()}
             if any(t in self.traces for t in new):
                 # a trace remembered but new to the file was deleted (`maintain`) and comes back:
                 # what the span cache holds of its spans is stale (spans not sent again keep
@@ -202,10 +209,10 @@ class Writer:
             return None
         return min((self._since.get(t, 0) for t in traces), default=0)
 
-    def _since_sql(self, traces, column: str) -> tuple[str, list]:
-        """(` AND column >= bound` or '', its parameters) for reads of `traces`' stored spans."""
+    def _since_sql(self, traces, column: str) -> str:
+        """` AND column >= bound` (or '') for reads of `traces`' stored spans."""
         bound = self._bound(traces)
-        return ("", []) if bound is None else (f" AND {column} >= make_timestamp(?)", [bound])
+        return "" if bound is None else f" AND {column} >= {timestamp_sql(bound)}"
 
     # -- inheritance ---------------------------------------------------------------------------
     def _load_traces(self, traces: set[str]) -> dict[str, dict[str, tuple]]:
@@ -214,12 +221,12 @@ class Writer:
         traces = [t for t in traces if t not in self._new]  # nothing stored before this write
         if not traces:
             return out
-        since, params = self._since_sql(traces, "s.received_at")
+        since = self._since_sql(traces, "s.received_at")
         with registered(self.con, "_load_traces", _strings(trace_id=traces)):
             found = self.con.execute(
                 "SELECT s.trace_id, s.span_id, s.parent_span_id, s.context_tiers,"
                 f" s.step_kind = 'model_call' AND ({_HAS_USAGE_SQL}) FROM {self.read_relation} s"
-                f" SEMI JOIN _load_traces t ON s.trace_id = t.trace_id WHERE true{since}", params).fetchall()
+                f" SEMI JOIN _load_traces t ON s.trace_id = t.trace_id WHERE true{since}").fetchall()
         # spans of a trace usually carry the same context (the same headers): one object for
         # each distinct text, so that their chains share it and resolve once (rows.resolved_once)
         parsed: dict[str, list] = {}
@@ -422,8 +429,8 @@ class Writer:
         has not come); returns how many orphans were recorded."""
         tbl = pa.concat_tables([r.table for r in ready])
         with registered(self.con, "_ready", tbl):
-            self.con.execute(f"INSERT INTO {self.rows_relation} ({_INSERT_COLUMNS}) SELECT {_READY_COLUMNS}"
-                             " FROM _ready", [now])
+            self.con.execute(f"INSERT INTO {self.rows_relation} ({_INSERT_COLUMNS})"
+                             f" SELECT {_READY_COLUMNS.format(received_at=timestamp_sql(now))} FROM _ready")
         orphans = [o for r in ready for o in r.orphans]
         if orphans:
             self._record_orphans(orphans)
@@ -464,12 +471,12 @@ class Writer:
         lost = [k for k in notes if k not in inserted]
         if not lost:
             return demoted
-        since, params = self._since_sql({t for t, _ in lost}, "s.received_at")
+        since = self._since_sql({t for t, _ in lost}, "s.received_at")
         with registered(self.con, "_lost", _keys(lost)):
             counting = self.con.execute(
                 f"SELECT DISTINCT s.trace_id, s.span_id FROM {self.read_relation} s SEMI JOIN _lost k"
                 f" ON s.trace_id = k.trace_id AND s.span_id = k.span_id"
-                f" WHERE s.step_kind = 'model_call' AND ({_HAS_USAGE_SQL}){since}", params).fetchall()
+                f" WHERE s.step_kind = 'model_call' AND ({_HAS_USAGE_SQL}){since}").fetchall()
         return {**demoted, **{k: notes[k] for k in counting}}
 
     def _insert(self, tbl: pa.Table, ids: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -487,11 +494,11 @@ class Writer:
         """Which of `ids` are stored in `rows_relation`."""
         if not ids:
             return set()
-        since, params = self._since_sql({t for t, _ in ids}, "s.received_at")
+        since = self._since_sql({t for t, _ in ids}, "s.received_at")
         with registered(self.con, "_maybe", _keys(ids)):
             return set(self.con.execute(
                 f"SELECT s.trace_id, s.span_id FROM {self.rows_relation} s SEMI JOIN _maybe k"
-                f" ON s.trace_id = k.trace_id AND s.span_id = k.span_id WHERE true{since}", params).fetchall())
+                f" ON s.trace_id = k.trace_id AND s.span_id = k.span_id WHERE true{since}").fetchall())
 
     def _record_orphans(self, triples: list[tuple[str, str, str]]) -> None:
         """Record (trace, span, missing parent) of spans whose parent has not come."""
@@ -514,20 +521,20 @@ class Writer:
         usually brings what its children already carry (the same headers), and an updated row
         costs a WAL entry and a rewrite of its row group at the next checkpoint."""
         tbl = pa.Table.from_pylist(updates, schema=_UPDATE_SCHEMA)
-        since, params = self._since_sql({u["trace_id"] for u in updates}, "_spans.received_at")
+        since = self._since_sql({u["trace_id"] for u in updates}, "_spans.received_at")
         with registered(self.con, "_updates", tbl):
             self.con.execute(f"UPDATE _spans SET {_SET_CONTEXT} FROM _updates u WHERE _spans.trace_id = u.trace_id"
-                             f" AND _spans.span_id = u.span_id AND ({_CONTEXT_CHANGES}){since}", params)
+                             f" AND _spans.span_id = u.span_id AND ({_CONTEXT_CHANGES}){since}")
 
     def _demote_stored(self, demoted: dict) -> None:
         sets = ", ".join(f"{c} = NULL" for c in rows.TOKENS + rows.COSTS)
-        since, params = self._since_sql({t for t, _ in demoted}, "_spans.received_at")
+        since = self._since_sql({t for t, _ in demoted}, "_spans.received_at")
         notes = _strings(trace_id=[t for t, _ in demoted], span_id=[s for _, s in demoted], note=list(demoted.values()))
         with registered(self.con, "_demoted", notes):
             self.con.execute(
                 f"UPDATE _spans SET step_kind = 'workflow_action', {sets}, anomalies = to_json(list_append("
                 "coalesce(CAST(_spans.anomalies AS JSON)::VARCHAR[], []), d.note))::VARCHAR FROM _demoted d"
-                f" WHERE _spans.trace_id = d.trace_id AND _spans.span_id = d.span_id{since}", params)
+                f" WHERE _spans.trace_id = d.trace_id AND _spans.span_id = d.span_id{since}")
 
     def _remember(self, entries: dict, demoted: dict) -> None:
         """Cache the chains written (`entries`; None: forget the key) and clear the usage flag
