@@ -10,9 +10,9 @@ Python code; tests/test_compiled.py says what is missing or stale. After editing
 COMPILED, rebuild it (`make build`, which `make test` runs), or the old compiled module is what
 Python imports.
 """
-from setuptools import Extension, setup
-
 import os
+
+from setuptools import Extension, setup
 
 # What runs for every span. The foreign conventions' modules run only when a span's key shape
 # and values are new (conventions/__init__.py remembers their answers), so they stay Python.
