@@ -593,3 +593,22 @@ def test_roll_ups_take_each_field_from_the_earliest_step_that_has_it(tmp_path):
     assert con.execute("SELECT agent_id, session_name, step_count FROM sessions").fetchall() == [("a-second", "second", 3)]
     assert con.execute("SELECT agent_id, session_id FROM runs").fetchall() == [("a-second", "s")]
     con.close()
+
+
+def test_a_registered_table_serves_one_statement_and_a_second_read_fails_loudly():
+    """The writer hands DuckDB its tables as Arrow C streams (store.writer.registered), which
+    can be read once. A statement that read one twice must fail, not see an empty table."""
+    import pyarrow as pa
+
+    from alephant_otel.store.writer import registered
+
+    con = duckdb.connect()
+    table = pa.table({"trace_id": ["a", "b", "c"]})
+    with registered(con, "_t", table):
+        assert con.execute("SELECT count(*) FROM _t").fetchone() == (3,)
+        with pytest.raises(duckdb.InvalidInputException, match="consumed"):
+            con.execute("SELECT count(*) FROM _t").fetchone()
+    with registered(con, "_t", table):  # a new block reads it again, whole
+        assert sorted(r for (r,) in con.execute("SELECT trace_id FROM _t").fetchall()) == ["a", "b", "c"]
+    with pytest.raises(duckdb.CatalogException):  # unregistered when the block ends
+        con.execute("SELECT * FROM _t")
