@@ -29,8 +29,8 @@ def test_the_module_is_compiled_from_its_source(path):
 
 
 def test_compiled_code_is_the_source_code():
-    """A compiled module runs its source's code: tracebacks point at the .py lines, and module
-    globals can still be replaced (tests patch them)."""
+    """A compiled module's tracebacks point at its .py lines. (That its module globals can still
+    be replaced is what test_bad_input.mapper_fails_on relies on.)"""
     from alephant_otel.mapping import span
 
     with pytest.raises(span.InvalidSpan) as exc:

@@ -189,6 +189,8 @@ def _map_native(decoded, data: bytes, metadata, rules, attribution, store_conten
                     raise
                 except Exception as exc:  # a mapper bug must not lose the span: kept raw, as above
                     span = _span_message(data, offset, length)
+                    if span is None:
+                        return None
                     batch.unmapped += 1
                     batch.steps.append(unmapped_row(span, span_ids(span), scope, outer,
                                                     f"{type(exc).__name__}: {exc}"))

@@ -131,19 +131,13 @@ def raw_fields(span, ids: tuple[str, str, str | None], scope) -> dict:
     }
 
 
-def map_span(span, ids, scope, outer: "Outer", rules=None) -> list[dict]:
-    """Map one span: its step first, then a step for each event that records a payment or a
-    policy decision. `outer` holds what its resource and export call contribute, `rules` an
-    optional RuleSet that runs before the built-in conventions."""
-    return map_fields(raw_fields(span, ids, scope), attributes(span.attributes), span.kind, read_events(span),
-                      read_links(span), outer, rules)
-
-
 def map_fields(row: dict, attrs: dict, kind: int, events: list[tuple], links: list[dict], outer: "Outer",
                rules=None) -> list[dict]:
-    """`map_span` from what is read of the span: its `raw_fields`, its attributes as plain
-    values, its kind, its events (`read_events`) and its links (`read_links`); wire.decode_native
-    reads all of them but links without a message."""
+    """Map one span: its step first, then a step for each event that records a payment or a
+    policy decision. The span comes as read: its `raw_fields`, its attributes as plain values,
+    its kind, its events (`read_events`) and its links (`read_links`); wire.decode_native reads
+    all of them but links without a message. `outer` holds what its resource and export call
+    contribute, `rules` an optional RuleSet that runs before the built-in conventions."""
     consumed: set[str] = set()
     anomalies: list[str] = []
     if row["start_time"] is not None and row["duration_ms"] is None:  # start set, end before it
@@ -207,7 +201,7 @@ def map_fields(row: dict, attrs: dict, kind: int, events: list[tuple], links: li
         "api_method": api_method,
         "error_type": _error_type(attrs, events, consumed),
         **tokens,
-        **(money.NO_VALUES if values is money.NOTHING else values),
+        **values,
         "provided_cost": provided,
         "provided_cost_source": provided_key,
         "provided_cost_currency": provided_currency,
@@ -325,5 +319,5 @@ class Outer:
         self.resource_json = dumps(without_secrets(resource_attrs))
 
 
-__all__ = ["map_span", "map_fields", "read_events", "read_links", "unmapped_row", "raw_fields", "span_ids", "Outer",
+__all__ = ["map_fields", "read_events", "read_links", "unmapped_row", "raw_fields", "span_ids", "Outer",
            "InvalidSpan", "any_value"]
